@@ -1,0 +1,104 @@
+using Bpfilter.Engine.Compiler.Matchers;
+using Bpfilter.Engine.Ebpf;
+using Bpfilter.Engine.Rules;
+
+namespace Bpfilter.Engine.Compiler;
+
+/// <summary>
+/// Lowers one chain into one program: parse the headers once, then each rule as a run of compares that
+/// fall through to the next rule on the first mismatch, then the policy; every path ends in one epilogue
+/// that adds the packet to its counter slot and returns the verdict.
+/// </summary>
+public static class ChainCompiler
+{
+    public static CompiledChain Compile(Chain chain)
+    {
+        var hook = HookFlavour.For(chain.Hook);
+        var layout = new CounterLayout(chain.Rules.Count);
+        var counters = new MapSpec(KernelName("c_", chain.Name), MapType.PerCpuArray, 4, CounterLayout.ValueSize, (uint)layout.SlotCount);
+        var asm = new Assembler();
+        var notIpv4 = asm.NewLabel("not_ipv4");
+        var malformed = asm.NewLabel("malformed");
+        var count = asm.NewLabel("count");
+
+        asm.BeginRegion("prologue");
+        hook.EmitPacketPointers(asm);
+        Ipv4HeaderParser.Emit(asm, hook, notIpv4, malformed);
+
+        for (int i = 0; i < chain.Rules.Count; i++)
+        {
+            var rule = chain.Rules[i];
+            asm.BeginRegion($"rule {i + 1}" + (rule.Name is null ? "" : $" {rule.Name}"));
+            var next = asm.NewLabel($"rule_{i + 1}_next");
+            EmitMatch(asm, rule.Match, next);
+            EmitDecision(asm, i, hook.ReturnCode(rule.Verdict), count);
+            asm.Mark(next);
+        }
+
+        asm.BeginRegion("policy");
+        EmitDecision(asm, layout.PolicySlot, hook.ReturnCode(chain.Policy), count);
+        asm.BeginRegion("not ipv4");
+        asm.Mark(notIpv4);
+        EmitDecision(asm, layout.NotIpv4Slot, hook.ReturnCode(Verdict.Accept), count);
+        asm.BeginRegion("malformed");
+        asm.Mark(malformed);
+        EmitDecision(asm, layout.MalformedSlot, hook.ReturnCode(Verdict.Drop), count);
+
+        asm.BeginRegion("epilogue");
+        asm.Mark(count);
+        EmitCountAndReturn(asm, counters);
+
+        var program = asm.Assemble(KernelName("bf_", chain.Name), hook.ProgramType);
+        return new CompiledChain(chain, program, counters, layout);
+    }
+
+    private static void EmitMatch(Assembler asm, Match match, Label noMatch)
+    {
+        if (match.Protocol is { } protocol) ProtocolMatcher.Emit(asm, protocol, noMatch);
+        if (match.Source is { } source) Ipv4AddressMatcher.Emit(asm, Registers.SourceAddress, source, noMatch);
+        if (match.Destination is { } destination) Ipv4AddressMatcher.Emit(asm, Registers.DestinationAddress, destination, noMatch);
+        if (match.SourcePort is { } sourcePort) PortMatcher.Emit(asm, Registers.SourcePort, sourcePort, noMatch);
+        if (match.DestinationPort is { } destinationPort) PortMatcher.Emit(asm, Registers.DestinationPort, destinationPort, noMatch);
+    }
+
+    private static void EmitDecision(Assembler asm, int slot, int returnCode, Label count)
+    {
+        asm.Mov(Registers.CounterSlot, slot);
+        asm.Mov(Registers.Verdict, returnCode);
+        asm.Jump(count);
+    }
+
+    /// <summary>
+    /// counters[slot].packets += 1; counters[slot].bytes += packet length; return verdict.
+    /// A plain add is safe: the slot is per-CPU and these hooks do not nest on one CPU.
+    /// </summary>
+    private static void EmitCountAndReturn(Assembler asm, MapSpec counters)
+    {
+        var done = asm.NewLabel("return");
+        asm.Store(Size.Word, Register.R10, -4, Registers.CounterSlot);
+        asm.LoadMap(Register.R1, counters);
+        asm.Mov(Register.R2, Register.R10);
+        asm.Alu64(AluOp.Add, Register.R2, -4);
+        asm.Call(Helper.MapLookupElem);
+        asm.Jump(JumpOp.Jeq, Register.R0, 0, done);
+        asm.Load(Size.DoubleWord, Register.R1, Register.R0, 0);
+        asm.Alu64(AluOp.Add, Register.R1, 1);
+        asm.Store(Size.DoubleWord, Register.R0, 0, Register.R1);
+        asm.Mov(Register.R1, Registers.PacketEnd);
+        asm.Alu64(AluOp.Sub, Register.R1, Registers.PacketStart);
+        asm.Load(Size.DoubleWord, Register.R2, Register.R0, 8);
+        asm.Alu64(AluOp.Add, Register.R2, Register.R1);
+        asm.Store(Size.DoubleWord, Register.R0, 8, Register.R2);
+        asm.Mark(done);
+        asm.Mov(Register.R0, Registers.Verdict);
+        asm.Exit();
+    }
+
+    /// <summary>Kernel object names: 15 characters of [A-Za-z0-9_.] at most.</summary>
+    internal static string KernelName(string prefix, string name)
+    {
+        var clean = new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' ? c : '_').ToArray());
+        var full = prefix + clean;
+        return full.Length <= 15 ? full : full[..15];
+    }
+}

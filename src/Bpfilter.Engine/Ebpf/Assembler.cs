@@ -1,0 +1,141 @@
+namespace Bpfilter.Engine.Ebpf;
+
+/// <summary>A jump target. Created by <see cref="Assembler.NewLabel"/>, placed once with <see cref="Assembler.Mark"/>.</summary>
+public sealed class Label
+{
+    internal Label(string name) => Name = name;
+    public string Name { get; }
+    internal int Position { get; set; } = -1;
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// Builds a program instruction by instruction. Jumps name labels, never offsets; every label is resolved
+/// in one fix-up pass in <see cref="Assemble"/> (offset = target − (pc + 1), counting both ld_imm64 slots).
+/// </summary>
+public sealed class Assembler
+{
+    private readonly List<Instruction> _instructions = new();
+    private readonly List<(int Index, Label Target)> _jumps = new();
+    private readonly List<MapReference> _mapReferences = new();
+    private readonly List<InstructionRegion> _regions = new();
+    private readonly List<Label> _labels = new();
+    private (int Start, string Label)? _openRegion;
+
+    public int Count => _instructions.Count;
+
+    public Label NewLabel(string name)
+    {
+        var label = new Label(name);
+        _labels.Add(label);
+        return label;
+    }
+
+    public void Mark(Label label)
+    {
+        if (label.Position >= 0) throw new InvalidOperationException($"label '{label.Name}' is placed twice");
+        label.Position = _instructions.Count;
+    }
+
+    /// <summary>Starts a region that lasts until the next call of BeginRegion or Assemble, for listings.</summary>
+    public void BeginRegion(string label)
+    {
+        CloseRegion();
+        _openRegion = (_instructions.Count, label);
+    }
+
+    // --- ALU -------------------------------------------------------------------------------------------
+
+    public void Mov(Register dst, long imm) => Alu64(AluOp.Mov, dst, imm);
+    public void Mov(Register dst, Register src) => Alu64(AluOp.Mov, dst, src);
+    public void Mov32(Register dst, Register src) => Alu32(AluOp.Mov, dst, src);
+
+    public void Alu64(AluOp op, Register dst, long imm) => Emit(OpClass.Alu64, (byte)op, Source.Imm, dst, 0, 0, CheckImm(imm));
+    public void Alu64(AluOp op, Register dst, Register src) => Emit(OpClass.Alu64, (byte)op, Source.Reg, dst, src, 0, 0);
+    public void Alu32(AluOp op, Register dst, long imm) => Emit(OpClass.Alu, (byte)op, Source.Imm, dst, 0, 0, CheckImm(imm));
+    public void Alu32(AluOp op, Register dst, Register src) => Emit(OpClass.Alu, (byte)op, Source.Reg, dst, src, 0, 0);
+
+    // --- memory ----------------------------------------------------------------------------------------
+
+    /// <summary>dst = *(size *)(src + offset)</summary>
+    public void Load(Size size, Register dst, Register src, short offset) =>
+        Add(new Instruction((byte)((byte)OpClass.Ldx | (byte)size | Mode.Mem), (byte)dst, (byte)src, offset, 0));
+
+    /// <summary>*(size *)(dst + offset) = src</summary>
+    public void Store(Size size, Register dst, short offset, Register src) =>
+        Add(new Instruction((byte)((byte)OpClass.Stx | (byte)size | Mode.Mem), (byte)dst, (byte)src, offset, 0));
+
+    /// <summary>*(size *)(dst + offset) = imm</summary>
+    public void Store(Size size, Register dst, short offset, int imm) =>
+        Add(new Instruction((byte)((byte)OpClass.St | (byte)size | Mode.Mem), (byte)dst, 0, offset, imm));
+
+    /// <summary>dst = the file descriptor of <paramref name="map"/> (ld_imm64 with BPF_PSEUDO_MAP_FD; two slots).</summary>
+    public void LoadMap(Register dst, MapSpec map)
+    {
+        _mapReferences.Add(new MapReference(_instructions.Count, map));
+        Add(new Instruction(0x18, (byte)dst, PseudoSource.MapFd, 0, 0));
+        Add(new Instruction(0, 0, 0, 0, 0));
+    }
+
+    /// <summary>dst = a full 64-bit constant (ld_imm64; two slots).</summary>
+    public void LoadImm64(Register dst, ulong value)
+    {
+        Add(new Instruction(0x18, (byte)dst, 0, 0, unchecked((int)(uint)value)));
+        Add(new Instruction(0, 0, 0, 0, unchecked((int)(uint)(value >> 32))));
+    }
+
+    // --- control flow ----------------------------------------------------------------------------------
+
+    public void Jump(Label target) => EmitJump(OpClass.Jmp, JumpOp.Ja, Source.Imm, 0, 0, 0, target);
+
+    /// <summary>64-bit compare with an immediate. The kernel sign-extends imm: for u32 fields use <see cref="Jump32(JumpOp, Register, uint, Label)"/>.</summary>
+    public void Jump(JumpOp op, Register dst, int imm, Label target) => EmitJump(OpClass.Jmp, op, Source.Imm, dst, 0, imm, target);
+    public void Jump(JumpOp op, Register dst, Register src, Label target) => EmitJump(OpClass.Jmp, op, Source.Reg, dst, src, 0, target);
+
+    /// <summary>32-bit compare of the low halves: exact for u32 packet fields whatever their top bit.</summary>
+    public void Jump32(JumpOp op, Register dst, uint imm, Label target) =>
+        EmitJump(OpClass.Jmp32, op, Source.Imm, dst, 0, unchecked((int)imm), target);
+
+    public void Call(Helper helper) => Add(new Instruction((byte)((byte)OpClass.Jmp | (byte)JumpOp.Call), 0, 0, 0, (int)helper));
+
+    public void Exit() => Add(new Instruction((byte)((byte)OpClass.Jmp | (byte)JumpOp.Exit), 0, 0, 0, 0));
+
+    // --- result ----------------------------------------------------------------------------------------
+
+    public EbpfProgram Assemble(string name, ProgramType type)
+    {
+        CloseRegion();
+        var resolved = _instructions.ToArray();
+        foreach (var (index, target) in _jumps)
+        {
+            if (target.Position < 0) throw new InvalidOperationException($"label '{target.Name}' is never placed");
+            int offset = target.Position - (index + 1);
+            if (offset is < short.MinValue or > short.MaxValue)
+                throw new InvalidOperationException($"jump from {index} to '{target.Name}' spans {offset} instructions, more than a jump can reach");
+            resolved[index] = resolved[index] with { Offset = (short)offset };
+        }
+        return new EbpfProgram(name, type, resolved, _mapReferences.ToArray(), _regions.ToArray());
+    }
+
+    private void CloseRegion()
+    {
+        if (_openRegion is { } open && _instructions.Count > open.Start)
+            _regions.Add(new InstructionRegion(open.Start, _instructions.Count, open.Label));
+        _openRegion = null;
+    }
+
+    private void Emit(OpClass cls, byte op, Source source, Register dst, Register src, short offset, int imm) =>
+        Add(new Instruction((byte)((byte)cls | op | (byte)source), (byte)dst, (byte)src, offset, imm));
+
+    private void EmitJump(OpClass cls, JumpOp op, Source source, Register dst, Register src, int imm, Label target)
+    {
+        _jumps.Add((_instructions.Count, target));
+        Emit(cls, (byte)op, source, dst, src, 0, imm);
+    }
+
+    private void Add(Instruction instruction) => _instructions.Add(instruction);
+
+    private static int CheckImm(long imm) =>
+        imm is >= int.MinValue and <= int.MaxValue ? (int)imm
+        : throw new ArgumentOutOfRangeException(nameof(imm), imm, "a 32-bit immediate cannot hold this value; use LoadImm64");
+}

@@ -1,0 +1,225 @@
+using System.Buffers.Binary;
+using System.Text;
+using Bpfilter.Engine.Kernel.Native;
+
+namespace Bpfilter.Engine.Kernel;
+
+/// <summary>
+/// The bpf() system call. This is the only place that knows <c>union bpf_attr</c> layouts (offsets proven on
+/// Linux 6.18, see the project's kernel notes). Every attr is 168 zeroed bytes: stray bytes make the kernel refuse.
+/// </summary>
+internal static unsafe class Bpf
+{
+    private const int AttrSize = 168;
+
+    public static FileDescriptor MapCreate(uint type, uint keySize, uint valueSize, uint maxEntries, uint flags, string name)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, type);
+        U32(attr, 4, keySize);
+        U32(attr, 8, valueSize);
+        U32(attr, 12, maxEntries);
+        U32(attr, 16, flags);
+        Name(attr, 28, name);
+        return new FileDescriptor(Call(BpfCommand.MapCreate, attr, $"create map {name}"));
+    }
+
+    /// <summary>Looks up <paramref name="key"/>; false when the key is absent (ENOENT).</summary>
+    public static bool MapLookup(FileDescriptor map, ReadOnlySpan<byte> key, Span<byte> value)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            U32(attr, 0, (uint)map.Value);
+            U64(attr, 8, (ulong)k);
+            U64(attr, 16, (ulong)v);
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.MapLookupElem, a, AttrSize);
+            if (result >= 0) return true;
+            int errno = LibC.LastError;
+            if (errno == 2) return false;
+            throw new KernelException("look up a map element", errno);
+        }
+    }
+
+    public static void MapUpdate(FileDescriptor map, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+        {
+            U32(attr, 0, (uint)map.Value);
+            U64(attr, 8, (ulong)k);
+            U64(attr, 16, (ulong)v);
+            U64(attr, 24, flags);
+            Call(BpfCommand.MapUpdateElem, attr, "update a map element");
+        }
+    }
+
+    /// <summary>Makes a map read-only for user space from now on (BPF_MAP_FREEZE).</summary>
+    public static void MapFreeze(FileDescriptor map)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)map.Value);
+        Call(BpfCommand.MapFreeze, attr, "freeze a map");
+    }
+
+    /// <summary>BPF_PROG_LOAD. Returns the fd, or the errno with <paramref name="log"/> filled when a log was asked for.</summary>
+    public static int ProgLoad(uint type, ReadOnlySpan<byte> instructions, string license, string name, uint expectedAttachType,
+        uint logLevel, byte[]? log, out uint logTrueSize, out int errno)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        var licenseBytes = Encoding.ASCII.GetBytes(license + "\0");
+        fixed (byte* insns = instructions)
+        fixed (byte* lic = licenseBytes)
+        fixed (byte* logBuffer = log)
+        {
+            U32(attr, 0, type);
+            U32(attr, 4, (uint)(instructions.Length / 8));
+            U64(attr, 8, (ulong)insns);
+            U64(attr, 16, (ulong)lic);
+            if (log is not null)
+            {
+                U32(attr, 24, logLevel);
+                U32(attr, 28, (uint)log.Length);
+                U64(attr, 32, (ulong)logBuffer);
+            }
+            Name(attr, 48, name);
+            U32(attr, 68, expectedAttachType);
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.ProgLoad, a, AttrSize);
+            errno = result < 0 ? LibC.LastError : 0;
+            logTrueSize = BinaryPrimitives.ReadUInt32LittleEndian(attr[140..]);
+            return (int)result;
+        }
+    }
+
+    public static void ObjPin(FileDescriptor fd, string path)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        var pathBytes = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = pathBytes)
+        {
+            U64(attr, 0, (ulong)p);
+            U32(attr, 8, (uint)fd.Value);
+            Call(BpfCommand.ObjPin, attr, $"pin {path}");
+        }
+    }
+
+    /// <summary>Opens a pinned object; null when nothing is pinned there.</summary>
+    public static FileDescriptor? ObjGet(string path, bool readOnly = false)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        var pathBytes = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = pathBytes)
+        {
+            U64(attr, 0, (ulong)p);
+            if (readOnly) U32(attr, 12, 1 << 3); // BPF_F_RDONLY
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.ObjGet, a, AttrSize);
+            if (result >= 0) return new FileDescriptor((int)result);
+            int errno = LibC.LastError;
+            if (errno == 2) return null;
+            throw new KernelException($"open pinned object {path}", errno);
+        }
+    }
+
+    public static FileDescriptor LinkCreate(FileDescriptor program, uint target, uint attachType, uint flags, string what)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)program.Value);
+        U32(attr, 4, target);
+        U32(attr, 8, attachType);
+        U32(attr, 12, flags);
+        return new FileDescriptor(Call(BpfCommand.LinkCreate, attr, what));
+    }
+
+    /// <summary>Swaps the link's program in one step; with <paramref name="expected"/>, only if it still runs that one.</summary>
+    public static void LinkUpdate(FileDescriptor link, FileDescriptor newProgram, FileDescriptor? expected)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)link.Value);
+        U32(attr, 4, (uint)newProgram.Value);
+        if (expected is not null)
+        {
+            U32(attr, 8, 1 << 2); // BPF_F_REPLACE
+            U32(attr, 12, (uint)expected.Value);
+        }
+        Call(BpfCommand.LinkUpdate, attr, "replace the program of a link");
+    }
+
+    public static void LinkDetach(FileDescriptor link)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, (uint)link.Value);
+        Call(BpfCommand.LinkDetach, attr, "detach a link");
+    }
+
+    public static FileDescriptor ProgGetFdById(uint id)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, id);
+        return new FileDescriptor(Call(BpfCommand.ProgGetFdById, attr, $"open program id {id}"));
+    }
+
+    /// <summary>BPF_OBJ_GET_INFO_BY_FD into <paramref name="info"/> (bpf_prog_info, bpf_map_info or bpf_link_info).</summary>
+    public static void ObjGetInfo(FileDescriptor fd, Span<byte> info)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* i = info)
+        {
+            U32(attr, 0, (uint)fd.Value);
+            U32(attr, 4, (uint)info.Length);
+            U64(attr, 8, (ulong)i);
+            Call(BpfCommand.ObjGetInfoByFd, attr, "read object info");
+        }
+    }
+
+    /// <summary>BPF_PROG_TEST_RUN of one packet. Returns the program's return value.</summary>
+    public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, uint repeat, out uint durationNs)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* data = packet)
+        {
+            U32(attr, 0, (uint)program.Value);
+            U32(attr, 8, (uint)packet.Length);
+            U64(attr, 16, (ulong)data);
+            U32(attr, 32, repeat);
+            Call(BpfCommand.ProgTestRun, attr, "test-run a program");
+            durationNs = BinaryPrimitives.ReadUInt32LittleEndian(attr[36..]);
+            return BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
+        }
+    }
+
+    private static int Call(BpfCommand command, Span<byte> attr, string what)
+    {
+        long result;
+        fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)command, a, AttrSize);
+        if (result < 0) throw new KernelException(what, LibC.LastError);
+        return (int)result;
+    }
+
+    private static void U32(Span<byte> attr, int offset, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(attr[offset..], value);
+    private static void U64(Span<byte> attr, int offset, ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(attr[offset..], value);
+
+    /// <summary>Object names: up to 15 bytes plus the NUL the 16-byte field needs.</summary>
+    private static void Name(Span<byte> attr, int offset, string name)
+    {
+        var bytes = Encoding.ASCII.GetBytes(name);
+        bytes.AsSpan(0, Math.Min(bytes.Length, 15)).CopyTo(attr[offset..]);
+    }
+}

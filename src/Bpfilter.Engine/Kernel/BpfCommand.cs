@@ -1,0 +1,19 @@
+namespace Bpfilter.Engine.Kernel;
+
+/// <summary>enum bpf_cmd values used by the engine (numbers from the running 6.18 kernel's BTF).</summary>
+internal enum BpfCommand
+{
+    MapCreate = 0,
+    MapLookupElem = 1,
+    MapUpdateElem = 2,
+    ProgLoad = 5,
+    ObjPin = 6,
+    ObjGet = 7,
+    ProgTestRun = 10,
+    ProgGetFdById = 13,
+    ObjGetInfoByFd = 15,
+    LinkCreate = 28,
+    LinkUpdate = 29,
+    LinkDetach = 34,
+    MapFreeze = 22,
+}

@@ -1,0 +1,51 @@
+using System.Text.RegularExpressions;
+
+namespace Bpfilter.Engine.Rules;
+
+/// <summary>The syntax of every name a user gives. Names end up in paths and kernel objects, so they are strict.</summary>
+public static partial class Names
+{
+    /// <summary>Deployment names become bpffs directory names: [a-z0-9][a-z0-9_-]{0,31}.</summary>
+    public static void CheckDeploymentName(string name)
+    {
+        if (name is null || !DeploymentPattern().IsMatch(name))
+            throw new RulesetValidationException(
+                $"'{name}' is not a deployment name: use 1 to 32 lower-case letters, digits, '-' or '_', starting with a letter or digit", "name");
+    }
+
+    public static bool IsDeploymentName(string? name) => name is not null && DeploymentPattern().IsMatch(name);
+
+    public static void CheckChainName(string name)
+    {
+        if (name is null || !ChainPattern().IsMatch(name))
+            throw new RulesetValidationException(
+                $"'{name}' is not a chain name: use 1 to 29 letters, digits, '-' or '_', starting with a letter or digit", "name");
+    }
+
+    public static void CheckRuleName(string name)
+    {
+        if (!RulePattern().IsMatch(name))
+            throw new RulesetValidationException(
+                $"'{name}' is not a rule name: use 1 to 64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit", "name");
+    }
+
+    /// <summary>Linux interface names: 1–15 bytes, not "." or "..", no '/', ':' or white space (dev_valid_name).</summary>
+    public static void CheckInterfaceName(string name)
+    {
+        if (name is null || !InterfacePattern().IsMatch(name) || name is "." or "..")
+            throw new RulesetValidationException(
+                $"'{name}' is not an interface name: Linux names have 1 to 15 characters and no '/', ':' or spaces", "interface");
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,31}$")]
+    private static partial Regex DeploymentPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,28}$")]
+    private static partial Regex ChainPattern();
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    private static partial Regex RulePattern();
+
+    [GeneratedRegex(@"^[\x21-\x2e\x30-\x39\x3b-\x7e]{1,15}$")]
+    private static partial Regex InterfacePattern();
+}

@@ -1,0 +1,19 @@
+namespace Bpfilter.Engine.Rules;
+
+/// <summary>One rule: a name (optional), what it matches, and its verdict.</summary>
+public sealed record Rule
+{
+    public Rule(string? name, Match match, Verdict verdict)
+    {
+        if (name is not null) Names.CheckRuleName(name);
+        Name = name;
+        Match = match ?? throw new ArgumentNullException(nameof(match));
+        Verdict = verdict;
+    }
+
+    public string? Name { get; }
+    public Match Match { get; }
+    public Verdict Verdict { get; }
+
+    public override string ToString() => $"{Name ?? "(unnamed)"}: {Match} -> {Verdict.ToString().ToLowerInvariant()}";
+}
