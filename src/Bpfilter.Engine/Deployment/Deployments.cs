@@ -11,6 +11,7 @@ public static class Deployments
     /// <summary>Names of every deployment pinned under /sys/fs/bpf/bpfilter, sorted.</summary>
     public static IReadOnlyList<string> Names()
     {
+        Privileges.Require(Privileges.ForReading, "Reading deployments");
         if (!BpfFs.IsMounted() || !Directory.Exists(DeploymentPaths.Root)) return [];
         return Directory.EnumerateDirectories(DeploymentPaths.Root).Select(Path.GetFileName)
             .Where(Rules.Names.IsDeploymentName).Cast<string>().Order(StringComparer.Ordinal).ToList();
@@ -20,12 +21,6 @@ public static class Deployments
     {
         Privileges.Require(Privileges.ForReading, "Reading a deployment");
         return Describe(ReadManifest(name));
-    }
-
-    public static IReadOnlyList<DeploymentInfo> List()
-    {
-        Privileges.Require(Privileges.ForReading, "Listing deployments");
-        return Names().Select(n => ManifestStore.Read(n)).OfType<Manifest>().Select(Describe).ToList();
     }
 
     /// <summary>One row per rule, then the policy and the not-IPv4 and malformed rows, for every chain of the deployment.</summary>

@@ -1,0 +1,29 @@
+@{
+    RootModule           = 'Bpfilter.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '5c0b7f0e-3c39-4d3b-9a55-6f1f0e2b7a41'
+    Author               = 'Bpfilter contributors'
+    CompanyName          = 'Bpfilter'
+    Copyright            = '(c) Bpfilter contributors. MIT License.'
+    Description          = 'Turns firewall rulesets (YAML or rule objects) into eBPF programs and deploys them on Linux: XDP today, with per-rule counters in pinned BPF maps.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('Bpfilter.Format.ps1xml')
+    CmdletsToExport      = @(
+        'Import-BpfRuleset'
+        'New-BpfRule'
+        'Get-BpfChain'
+        'Publish-BpfProgram'
+        'Get-BpfCounter'
+        'Unpublish-BpfProgram'
+    )
+    FunctionsToExport    = @()
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('firewall', 'ebpf', 'xdp', 'linux', 'PSEdition_Core')
+            LicenseUri = 'https://opensource.org/licenses/MIT'
+        }
+    }
+}

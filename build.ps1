@@ -1,0 +1,117 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds, tests and demonstrates the Bpfilter module.
+.DESCRIPTION
+    Build  assembles the module folder under out/Bpfilter.
+    Test   builds, then runs every xunit and Pester test and ends with one line "N passed, N failed".
+    Demo   builds, then publishes samples/demo.yaml in a sandbox of two network namespaces and shows its counters.
+    Clean  removes build output.
+    Test and Demo need root (they load eBPF programs and create namespaces); both install what they need.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 Test
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+Set-Location $PSScriptRoot
+
+$ModuleDir = Join-Path $PSScriptRoot 'out/Bpfilter'
+$ResultsDir = Join-Path $PSScriptRoot 'out/test-results'
+
+function Invoke-Native([string] $Command, [string[]] $Arguments) {
+    & $Command @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "$Command $($Arguments -join ' ') exited with $LASTEXITCODE" }
+}
+
+function Install-Prerequisites {
+    # Namespaces and veth pairs come from iproute2; a bare machine may lack it.
+    if (-not (Get-Command ip -ErrorAction Ignore)) {
+        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the 'ip' command (iproute2) is missing and apt-get is not available to install it" }
+        Write-Host 'Installing iproute2 ...'
+        Invoke-Native apt-get @('update', '-qq')
+        Invoke-Native apt-get @('install', '-y', '-qq', 'iproute2')
+    }
+}
+
+function Assert-Root([string] $What) {
+    if ((id -u) -ne '0') { throw "$What needs root: it loads eBPF programs and creates network namespaces. Run it as root (sudo)." }
+}
+
+function Invoke-Build {
+    Invoke-Native dotnet @('build', 'src/Bpfilter/Bpfilter.csproj', '-c', $Configuration, '--nologo', '-v', 'q', '-clp:NoSummary')
+    $bin = Join-Path $PSScriptRoot "src/Bpfilter/bin/$Configuration/net8.0"
+    if (Test-Path $ModuleDir) { Remove-Item $ModuleDir -Recurse -Force }
+    New-Item -ItemType Directory -Path $ModuleDir | Out-Null
+    Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'Bpfilter.Format.ps1xml') $ModuleDir
+    Copy-Item Bpfilter.psd1 $ModuleDir
+    Copy-Item en-US $ModuleDir -Recurse
+    Write-Host "Module assembled in $ModuleDir"
+}
+
+function Get-TrxCounts([string] $Path) {
+    if (-not (Test-Path $Path)) { return $null }
+    $counters = ([xml](Get-Content $Path -Raw)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout }
+}
+
+function Invoke-Test {
+    Assert-Root 'The test run'
+    Install-Prerequisites
+    Invoke-Build
+    if (Test-Path $ResultsDir) { Remove-Item $ResultsDir -Recurse -Force }
+    $passed = 0; $failed = 0
+
+    foreach ($project in 'Bpfilter.Engine.Tests', 'Bpfilter.Module.Tests') {
+        $trx = Join-Path $ResultsDir "$project.trx"
+        & dotnet test "tests/$project" -c $Configuration --nologo --results-directory $ResultsDir --logger "trx;LogFileName=$project.trx" --logger 'console;verbosity=normal'
+        $counts = Get-TrxCounts $trx
+        if ($null -eq $counts) { Write-Host "$project produced no results: counted as one failure"; $failed++; continue }
+        $passed += $counts.Passed; $failed += $counts.Failed
+    }
+
+    Invoke-Native dotnet @('restore', 'tests/pester/Pester.Download.csproj', '--nologo', '-v', 'q')
+    $packages = ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+    $pester = Join-Path $packages 'pester/6.2.0/tools/Pester.psd1'
+    # A child process keeps Pester and the module out of this session, as a user's shell would be.
+    $script = @"
+Import-Module '$pester'
+`$config = New-PesterConfiguration
+`$config.Run.Path = '$(Join-Path $PSScriptRoot 'tests/pester')'
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Detailed'
+`$env:BPFILTER_MODULE = '$(Join-Path $ModuleDir 'Bpfilter.psd1')'
+`$result = Invoke-Pester -Configuration `$config
+'PESTER-COUNTS {0} {1}' -f `$result.PassedCount, (`$result.FailedCount + `$result.FailedBlocksCount + `$result.FailedContainersCount)
+"@
+    $output = & dotnet pwsh -NoProfile -NonInteractive -Command $script | ForEach-Object { Write-Host $_; $_ }
+    $line = $output | Where-Object { $_ -match '^PESTER-COUNTS (\d+) (\d+)$' } | Select-Object -Last 1
+    if ($line -match '^PESTER-COUNTS (\d+) (\d+)$') { $passed += [int]$Matches[1]; $failed += [int]$Matches[2] }
+    else { Write-Host 'Pester produced no results: counted as one failure'; $failed++ }
+
+    Write-Host "$passed passed, $failed failed"
+    if ($failed -gt 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Assert-Root 'The demo'
+    Install-Prerequisites
+    Invoke-Build
+    & (Join-Path $PSScriptRoot 'samples/demo.ps1') -ModulePath (Join-Path $ModuleDir 'Bpfilter.psd1')
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Clean' { Remove-Item out, src/*/bin, src/*/obj, tests/*/bin, tests/*/obj -Recurse -Force -ErrorAction Ignore }
+}

@@ -1,0 +1,58 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using Bpfilter.Engine.Deployment;
+using Bpfilter.Engine.Kernel;
+using Bpfilter.Engine.Rules;
+
+namespace Bpfilter.Completion;
+
+/// <summary>Completes from a fixed or computed list of words, by prefix, case-insensitively.</summary>
+public abstract class WordCompleter : IArgumentCompleter
+{
+    protected abstract IEnumerable<string> Candidates();
+
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        IEnumerable<string> words;
+        try
+        {
+            words = Candidates().ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Engine.BpfilterException)
+        {
+            words = [];
+        }
+        return words.Where(w => w.StartsWith(wordToComplete, StringComparison.OrdinalIgnoreCase))
+            .Select(w => new CompletionResult(w, w, CompletionResultType.ParameterValue, w));
+    }
+}
+
+/// <summary>Names of deployments pinned under /sys/fs/bpf/bpfilter.</summary>
+public sealed class DeploymentNameCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => Deployments.Names();
+}
+
+/// <summary>Named network namespaces (/run/netns), as 'ip netns list' shows them.</summary>
+public sealed class NetworkNamespaceCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() =>
+        Directory.Exists(NetworkNamespace.NamedDirectory)
+            ? Directory.EnumerateFiles(NetworkNamespace.NamedDirectory).Select(Path.GetFileName).OfType<string>().Order()
+            : [];
+}
+
+/// <summary>Protocol names the rule language knows.</summary>
+public sealed class ProtocolCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => IpProtocol.KnownNames;
+}
+
+/// <summary>Interfaces of this network namespace (/sys/class/net).</summary>
+public sealed class InterfaceCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() =>
+        Directory.Exists("/sys/class/net") ? Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().Order() : [];
+}
