@@ -25,18 +25,25 @@ public static class ChainCompiler
         hook.EmitPacketPointers(asm);
         Ipv4HeaderParser.Emit(asm, hook, notIpv4, malformed);
 
-        for (int i = 0; i < chain.Rules.Count; i++)
+        // The verifier refuses unreachable code: after a rule that matches everything, nothing more is emitted
+        // (later rules keep their counter slots, which stay at zero).
+        bool decided = false;
+        for (int i = 0; i < chain.Rules.Count && !decided; i++)
         {
             var rule = chain.Rules[i];
             asm.BeginRegion($"rule {i + 1}" + (rule.Name is null ? "" : $" {rule.Name}"));
             var next = asm.NewLabel($"rule_{i + 1}_next");
             EmitMatch(asm, rule.Match, next);
             EmitDecision(asm, i, hook.ReturnCode(rule.Verdict), count);
-            asm.Mark(next);
+            decided = rule.Match.IsAny;
+            if (!decided) asm.Mark(next);
         }
 
-        asm.BeginRegion("policy");
-        EmitDecision(asm, layout.PolicySlot, hook.ReturnCode(chain.Policy), count);
+        if (!decided)
+        {
+            asm.BeginRegion("policy");
+            EmitDecision(asm, layout.PolicySlot, hook.ReturnCode(chain.Policy), count);
+        }
         asm.BeginRegion("not ipv4");
         asm.Mark(notIpv4);
         EmitDecision(asm, layout.NotIpv4Slot, hook.ReturnCode(Verdict.Accept), count);

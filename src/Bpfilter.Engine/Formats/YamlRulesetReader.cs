@@ -35,13 +35,19 @@ public static class YamlRulesetReader
     {
         var context = new Context(file);
         YamlStream stream = new();
+        var parser = new PositionTrackingParser(new Parser(text));
         try
         {
-            stream.Load(text);
+            stream.Load(parser);
         }
         catch (YamlException e)
         {
             throw new RulesetFormatException(file, e.Start.Line, e.Start.Column, StripPosition(e.Message), e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner can fail this way on some unclosed flow collections; the last event read is the best position.
+            throw new RulesetFormatException(file, parser.LastLine, parser.LastColumn, "the YAML is malformed here (an unclosed '{' or '['?)", e);
         }
         catch (System.Text.DecoderFallbackException e)
         {
@@ -57,6 +63,20 @@ public static class YamlRulesetReader
         // YamlDotNet prefixes "(Line: 3, Col: 5, Idx: 20) - (Line: ...): "; the position goes in front in our own form.
         var marker = message.IndexOf("): ", StringComparison.Ordinal);
         return message.StartsWith("(Line", StringComparison.Ordinal) && marker >= 0 ? message[(marker + 3)..] : message;
+    }
+
+    /// <summary>Remembers where the last event ended, for errors that YamlDotNet raises without a position.</summary>
+    private sealed class PositionTrackingParser(IParser inner) : IParser
+    {
+        public long LastLine { get; private set; } = 1;
+        public long LastColumn { get; private set; } = 1;
+        public YamlDotNet.Core.Events.ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            if (inner.Current is { } current) (LastLine, LastColumn) = (current.End.Line, current.End.Column);
+            return inner.MoveNext();
+        }
     }
 
     private sealed class Context(string file)

@@ -86,6 +86,6 @@ public static partial class NetworkNamespace
         new("NamespaceNotFound", FailureCategory.ObjectNotFound,
             $"network namespace '{name}' does not exist ({ResolvePath(name)} is missing; 'ip netns list' shows the named ones)", inner);
 
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}\\z")]
     private static partial Regex NamePattern();
 }

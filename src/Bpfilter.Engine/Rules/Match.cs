@@ -23,6 +23,9 @@ public sealed record Match
 
     public static Match Any { get; } = new();
 
+    /// <summary>True when the match has no condition, so it matches every IPv4 packet.</summary>
+    public bool IsAny => Source is null or { Length: 0 } && Destination is null or { Length: 0 } && Protocol is null && SourcePort is null && DestinationPort is null;
+
     public Ipv4Prefix? Source { get; }
     public Ipv4Prefix? Destination { get; }
     public IpProtocol? Protocol { get; }

@@ -37,15 +37,15 @@ public static partial class Names
                 $"'{name}' is not an interface name: Linux names have 1 to 15 characters and no '/', ':' or spaces", "interface");
     }
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,31}$")]
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,31}\\z")]
     private static partial Regex DeploymentPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,28}$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,28}\\z")]
     private static partial Regex ChainPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\\z")]
     private static partial Regex RulePattern();
 
-    [GeneratedRegex(@"^[\x21-\x2e\x30-\x39\x3b-\x7e]{1,15}$")]
+    [GeneratedRegex(@"^[\x21-\x2e\x30-\x39\x3b-\x7e]{1,15}\z")]
     private static partial Regex InterfacePattern();
 }

@@ -1,0 +1,147 @@
+using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Ebpf;
+using Bpfilter.Engine.Rules;
+using Xunit;
+
+namespace Bpfilter.Engine.Tests;
+
+public sealed class CompilerTests
+{
+    private static CompiledChain CompileDemo() => ChainCompiler.Compile(Assert.Single(Samples.Demo.Chains));
+
+    private static Chain ChainOf(string name, params Rule[] rules) => new(name, Hook.Xdp, "eth0", Verdict.Accept, rules);
+
+    private static bool IsJump(Instruction i) =>
+        i.Class is OpClass.Jmp or OpClass.Jmp32 && (i.Opcode & 0xf0) is not (0x80 or 0x90);
+
+    [Fact]
+    public void Demo_chain_compiles_to_an_xdp_program_that_ends_in_exit()
+    {
+        var program = CompileDemo().Program;
+        Assert.Equal(ProgramType.Xdp, program.Type);
+        Assert.Equal("bf_INPUT", program.Name);
+        Assert.Equal("GPL", program.License);
+        Assert.Equal(0x95, program.Instructions[^1].Opcode);
+    }
+
+    [Fact]
+    public void Every_jump_of_the_demo_lands_inside_the_program_and_never_in_an_ld_imm64_second_slot()
+    {
+        var instructions = CompileDemo().Program.Instructions;
+        var secondSlots = Enumerable.Range(0, instructions.Count).Where(i => i > 0 && instructions[i - 1].IsLoadImm64).ToHashSet();
+        Assert.NotEmpty(secondSlots);
+        int jumps = 0;
+        for (int pc = 0; pc < instructions.Count; pc++)
+        {
+            if (!IsJump(instructions[pc]) || secondSlots.Contains(pc)) continue;
+            jumps++;
+            int target = pc + 1 + instructions[pc].Offset;
+            Assert.InRange(target, 0, instructions.Count - 1);
+            Assert.DoesNotContain(target, secondSlots);
+        }
+        Assert.True(jumps > 10, $"only {jumps} jumps");
+    }
+
+    [Fact]
+    public void Demo_program_references_exactly_one_per_cpu_counter_array_with_a_slot_per_rule_plus_three()
+    {
+        var compiled = CompileDemo();
+        var map = Assert.Single(compiled.Program.Maps);
+        Assert.Equal(compiled.Counters, map);
+        Assert.Equal((MapType.PerCpuArray, 4u, 16u, 6u, "c_INPUT"), (map.Type, map.KeySize, map.ValueSize, map.MaxEntries, map.Name));
+        Assert.Equal(new CounterLayout(3), compiled.Layout);
+        Assert.Equal((3, 4, 5, 6), (compiled.Layout.PolicySlot, compiled.Layout.NotIpv4Slot, compiled.Layout.MalformedSlot, compiled.Layout.SlotCount));
+        Assert.All(compiled.Program.MapReferences, r => Assert.True(compiled.Program.Instructions[r.InstructionIndex].IsLoadImm64));
+    }
+
+    [Fact]
+    public void Demo_program_has_one_region_per_rule_labelled_with_the_rule_name()
+    {
+        var program = CompileDemo().Program;
+        var regions = program.Regions;
+        Assert.Equal(["rule 1 drop-blocked-host", "rule 2 no-telnet", "rule 3 allow-dns"],
+            regions.Select(r => r.Label).Where(l => l.StartsWith("rule ", StringComparison.Ordinal)));
+        Assert.Equal(["prologue", "rule 1 drop-blocked-host", "rule 2 no-telnet", "rule 3 allow-dns", "policy", "not ipv4", "malformed", "epilogue"],
+            regions.Select(r => r.Label));
+        Assert.All(regions.Zip(regions.Skip(1)), pair => Assert.Equal(pair.First.End, pair.Second.Start));
+        Assert.Equal((0, program.Instructions.Count), (regions[0].Start, regions[^1].End));
+    }
+
+    [Fact]
+    public void Unnamed_rule_region_is_labelled_with_its_number_only()
+    {
+        var regions = ChainCompiler.Compile(ChainOf("INPUT", new Rule(null, Match.Any, Verdict.Drop))).Program.Regions;
+        Assert.Contains(regions, r => r.Label == "rule 1");
+    }
+
+    [Theory]
+    [InlineData("10.0.0.200", 0xc800000au)]      // top bit set in the last octet: a 64-bit compare would sign-extend it
+    [InlineData("10.0.0.128/25", 0x8000000au)]   // the same for a prefix, compared after masking
+    [InlineData("10.200.0.66", 0x4200c80au)]
+    [InlineData("192.168.0.0/16", 0x0000a8c0u)]
+    public void Address_is_compared_with_jmp32_in_wire_order(string source, uint wireConstant)
+    {
+        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(source: Ipv4Prefix.Parse(source)), Verdict.Drop))).Program;
+        var compare = Assert.Single(program.Instructions, i => IsJump(i) && i.Immediate == unchecked((int)wireConstant));
+        Assert.Equal(OpClass.Jmp32, compare.Class);
+        Assert.Equal(0x56, compare.Opcode); // JMP32 | JNE | K
+    }
+
+    [Fact]
+    public void Prefix_of_length_zero_emits_no_compare()
+    {
+        var any = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Match.Any, Verdict.Drop))).Program;
+        var zero = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(source: Ipv4Prefix.Parse("0.0.0.0/0")), Verdict.Drop))).Program;
+        Assert.Equal(any.Instructions, zero.Instructions);
+    }
+
+    [Fact]
+    public void Port_is_compared_in_wire_order()
+    {
+        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop))).Program;
+        var rule = Assert.Single(program.Regions, r => r.Label == "rule 1 r");
+        var body = program.Instructions.Skip(rule.Start).Take(rule.End - rule.Start).ToList();
+        Assert.Equal((0x55, (byte)Register.R3, 6), (body[0].Opcode, body[0].Dst, body[0].Immediate));      // protocol != 6
+        Assert.Equal((0x55, (byte)Register.R5, 0x1700), (body[1].Opcode, body[1].Dst, body[1].Immediate)); // dport != htons(23)
+    }
+
+    [Theory]
+    [InlineData(Verdict.Drop, 1)]
+    [InlineData(Verdict.Accept, 2)]
+    public void Rule_verdict_becomes_the_xdp_return_code(Verdict verdict, int code)
+    {
+        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Match.Any, verdict))).Program;
+        var rule = Assert.Single(program.Regions, r => r.Label == "rule 1 r");
+        Assert.Equal(new Instruction(0xb7, (byte)Register.R6, 0, 0, code), program.Instructions[rule.Start + 1]);
+    }
+
+    [Fact]
+    public void Chain_without_rules_compiles_to_prologue_policy_and_epilogue()
+    {
+        var compiled = ChainCompiler.Compile(ChainOf("EMPTY"));
+        Assert.Equal(3u, compiled.Counters.MaxEntries);
+        Assert.DoesNotContain(compiled.Program.Regions, r => r.Label.StartsWith("rule", StringComparison.Ordinal));
+        Assert.Equal(0x95, compiled.Program.Instructions[^1].Opcode);
+        Assert.Single(compiled.Program.Maps);
+    }
+
+    [Theory]
+    [InlineData("a-very-long-chain-name-with-d")] // 29, the longest chain name
+    [InlineData("INPUT-2")]
+    [InlineData("x")]
+    public void Kernel_names_are_at_most_15_characters_of_letters_digits_underscore_and_dot(string chainName)
+    {
+        var compiled = ChainCompiler.Compile(ChainOf(chainName));
+        foreach (var name in new[] { compiled.Program.Name, compiled.Counters.Name })
+            Assert.Matches(new System.Text.RegularExpressions.Regex(@"\A[A-Za-z0-9_.]{1,15}\z"), name);
+        Assert.StartsWith("bf_", compiled.Program.Name);
+        Assert.StartsWith("c_", compiled.Counters.Name);
+    }
+
+    [Fact]
+    public void Long_kernel_names_are_cut_at_15_and_dashes_become_underscores()
+    {
+        Assert.Equal("bf_a_very_long_", ChainCompiler.KernelName("bf_", "a-very-long-chain"));
+        Assert.Equal("c_INPUT_2", ChainCompiler.KernelName("c_", "INPUT-2"));
+    }
+}
