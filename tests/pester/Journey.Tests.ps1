@@ -6,6 +6,7 @@ BeforeAll {
     $module = if ($env:BPFILTER_MODULE) { $env:BPFILTER_MODULE } else { Join-Path $PSScriptRoot '../../out/Bpfilter/Bpfilter.psd1' }
     Import-Module $module -Force
     $script:module = (Resolve-Path $module).Path
+    $script:repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path   # 'dotnet pwsh' finds its tool manifest here
     $script:id = [guid]::NewGuid().ToString('N').Substring(0, 6)
     $script:tx = "bpft-$id-tx"; $script:rx = "bpft-$id-rx"
     $script:txIf = "bpft${id}0"; $script:rxIf = "bpft${id}1"
@@ -71,7 +72,9 @@ Describe 'Publishing a YAML ruleset' {
     It 'drops and counts real packets, and another pwsh process reads the counters' {
         Send-Udp -Port 9999 -Count 5
         Send-Udp -Port 8888 -Count 3
-        $json = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$module'; Get-BpfCounter -Name $name | ConvertTo-Json"
+        Push-Location $repo
+        try { $json = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$module'; Get-BpfCounter -Name $name | ConvertTo-Json" }
+        finally { Pop-Location }
         $rows = $json | ConvertFrom-Json
         $rule = $rows | Where-Object Rule -EQ 'drop-udp-9999'
         $rule.Packets | Should -Be 5
@@ -138,7 +141,9 @@ Describe 'Errors a script can catch' {
     It 'says which capabilities are missing, while import still works without them' {
         $script = "Import-Module '$module'; `$null = Import-BpfRuleset '$TestDrive/v1.yaml'; 'imported'; " +
             "try { Get-BpfCounter -ErrorAction Stop } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }"
-        $out = & setpriv --bounding-set '-bpf,-net_admin,-perfmon,-sys_admin' dotnet pwsh -NoProfile -NonInteractive -Command $script
+        Push-Location $repo
+        try { $out = & setpriv --bounding-set '-bpf,-net_admin,-perfmon,-sys_admin' dotnet pwsh -NoProfile -NonInteractive -Command $script }
+        finally { Pop-Location }
         $out[0] | Should -Be 'imported'
         $out[1] | Should -BeLike 'Bpfilter.PrivilegeMissing,*'
         $out[2] | Should -BeLike '*needs CAP_BPF*'

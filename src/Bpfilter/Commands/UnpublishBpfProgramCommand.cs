@@ -18,7 +18,17 @@ public sealed class UnpublishBpfProgramCommand : PSCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (var deployment in DeploymentSelection.Select(this, Name))
+        IEnumerable<string> selected;
+        try
+        {
+            selected = DeploymentSelection.Select(this, Name).ToList();
+        }
+        catch (BpfilterException e)
+        {
+            ThrowTerminatingError(ErrorRecords.From(e, Name));
+            return;
+        }
+        foreach (var deployment in selected)
         {
             if (!ShouldProcess($"deployment '{deployment}'", "Detach and remove")) continue;
             try
