@@ -16,6 +16,8 @@
         'Publish-BpfProgram'
         'Get-BpfCounter'
         'Unpublish-BpfProgram'
+        'Get-BpfProgram'
+        'Show-BpfProgram'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

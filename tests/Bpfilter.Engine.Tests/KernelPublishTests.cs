@@ -69,10 +69,10 @@ public sealed class KernelPublishTests : IDisposable
         using var port8888 = _sandbox.BindUdp(8888);
         var first = Publisher.Publish(Rules(Verdict.Accept, XdpMode.Native, DropUdpPort("drop-9999", 9999)), new PublishOptions(_sandbox.Receiver));
         var second = Publisher.Publish(Rules(Verdict.Accept, XdpMode.Native, DropUdpPort("drop-8888", 8888)), new PublishOptions(_sandbox.Receiver));
-        Assert.Equal(first.Chains[0].LinkId, second.Chains[0].LinkId);
+        Assert.Equal(first.Chains[0].LinkIds, second.Chains[0].LinkIds);
         Assert.NotEqual(first.Chains[0].ProgramId, second.Chains[0].ProgramId);
         Assert.Equal(2, second.Generation);
-        Assert.Equal(["INPUT-counters-2", "INPUT-link-1", "manifest"],
+        Assert.Equal(["INPUT-counters-2", "INPUT-link-1", "INPUT-prog-2", "manifest"],
             Directory.EnumerateFiles(DeploymentPaths.Directory(_deployment)).Select(Path.GetFileName).Order());
 
         _sandbox.SendUdp(9999, 3);

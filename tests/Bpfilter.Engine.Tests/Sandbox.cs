@@ -58,15 +58,37 @@ public sealed class Sandbox : IDisposable
         return socket;
     });
 
-    /// <summary>Sends <paramref name="count"/> datagrams from the sender namespace.</summary>
-    public void SendUdp(int port, int count, string from = SenderAddress, string to = ReceiverAddress, int payload = 18) =>
-        NetworkNamespace.Run(Sender, () =>
+    /// <summary>
+    /// Sends <paramref name="count"/> datagrams from the sender namespace (or <paramref name="from"/>'s socket
+    /// made by <see cref="UdpSocketIn"/>); returns how many sends the kernel refused (EPERM from a local-out drop).
+    /// </summary>
+    public int SendUdp(int port, int count, string from = SenderAddress, string to = ReceiverAddress, int payload = 18, Socket? socket = null)
+    {
+        using var own = socket is null ? UdpSocketIn(Sender, from) : null;
+        var sender = socket ?? own!;
+        var data = new byte[payload];
+        int refused = 0;
+        for (int i = 0; i < count; i++)
         {
-            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            socket.Bind(new IPEndPoint(IPAddress.Parse(from), 0));
-            var data = new byte[payload];
-            for (int i = 0; i < count; i++) socket.SendTo(data, new IPEndPoint(IPAddress.Parse(to), port));
-        });
+            try
+            {
+                sender.SendTo(data, new IPEndPoint(IPAddress.Parse(to), port));
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied)
+            {
+                refused++;
+            }
+        }
+        return refused;
+    }
+
+    /// <summary>A UDP socket of network namespace <paramref name="ns"/>, bound to <paramref name="address"/>.</summary>
+    public static Socket UdpSocketIn(string ns, string address, int port = 0) => NetworkNamespace.Run(ns, () =>
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 200 };
+        socket.Bind(new IPEndPoint(IPAddress.Parse(address), port));
+        return socket;
+    });
 
     /// <summary>Datagrams waiting on <paramref name="socket"/>, read until 200 ms pass without one.</summary>
     public static int Drain(Socket socket)
@@ -108,6 +130,10 @@ public sealed class Sandbox : IDisposable
             if (File.Exists($"/run/netns/{ns}")) Ip("netns", "delete", ns);
         }
     }
+
+    /// <summary>Sets a sysctl inside a namespace of the sandbox (through /proc/sys, from a thread in that namespace).</summary>
+    public static void Sysctl(string ns, string key, string value) =>
+        NetworkNamespace.Run(ns, () => File.WriteAllText("/proc/sys/" + key.Replace('.', '/'), value));
 
     public static void Ip(params string[] args)
     {

@@ -86,7 +86,7 @@ Describe 'Publishing a YAML ruleset' {
         $before = Get-BpfChain -Name $name
         $after = Import-BpfRuleset "$TestDrive/v2.yaml" | Publish-BpfProgram -NetworkNamespace $rx
         $after.Generation | Should -Be 2
-        $after.Chains[0].LinkId | Should -Be $before.LinkId
+        $after.Chains[0].LinkIds | Should -Be $before.LinkIds
         $after.Chains[0].ProgramId | Should -Not -Be $before.ProgramId
         Send-Udp -Port 7777 -Count 4
         (Get-BpfCounter -Name $name | Where-Object Rule -EQ 'drop-udp-7777').Packets | Should -Be 4

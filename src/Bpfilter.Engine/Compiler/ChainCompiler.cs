@@ -15,15 +15,16 @@ public static class ChainCompiler
     {
         var hook = HookFlavour.For(chain.Hook);
         var layout = new CounterLayout(chain.Rules.Count);
-        var counters = new MapSpec(KernelName("c_", chain.Name), MapType.PerCpuArray, 4, CounterLayout.ValueSize, (uint)layout.SlotCount);
+        // Offloaded programs run on the NIC, which has no per-CPU maps: one shared array, added to atomically.
+        bool shared = chain.Mode == XdpMode.Offload;
+        var counters = new MapSpec(KernelName("c_", chain.Name), shared ? MapType.Array : MapType.PerCpuArray, 4, CounterLayout.ValueSize, (uint)layout.SlotCount);
         var asm = new Assembler();
         var notIpv4 = asm.NewLabel("not_ipv4");
         var malformed = asm.NewLabel("malformed");
         var count = asm.NewLabel("count");
 
         asm.BeginRegion("prologue");
-        hook.EmitPacketPointers(asm);
-        Ipv4HeaderParser.Emit(asm, hook, notIpv4, malformed);
+        hook.EmitParse(asm, notIpv4, malformed);
 
         // The verifier refuses unreachable code: after a rule that matches everything, nothing more is emitted
         // (later rules keep their counter slots, which stay at zero).
@@ -53,9 +54,9 @@ public static class ChainCompiler
 
         asm.BeginRegion("epilogue");
         asm.Mark(count);
-        EmitCountAndReturn(asm, counters);
+        EmitCountAndReturn(asm, counters, shared);
 
-        var program = asm.Assemble(KernelName("bf_", chain.Name), hook.ProgramType);
+        var program = asm.Assemble(KernelName("bf_", chain.Name), hook.ProgramType, hook.ExpectedAttachType);
         return new CompiledChain(chain, program, counters, layout);
     }
 
@@ -77,25 +78,33 @@ public static class ChainCompiler
 
     /// <summary>
     /// counters[slot].packets += 1; counters[slot].bytes += packet length; return verdict.
-    /// A plain add is safe: the slot is per-CPU and these hooks do not nest on one CPU.
+    /// A plain add is safe on a per-CPU slot (these hooks do not nest on one CPU); a shared slot needs an atomic add.
     /// </summary>
-    private static void EmitCountAndReturn(Assembler asm, MapSpec counters)
+    private static void EmitCountAndReturn(Assembler asm, MapSpec counters, bool shared)
     {
         var done = asm.NewLabel("return");
-        asm.Store(Size.Word, Register.R10, -4, Registers.CounterSlot);
+        asm.Store(Size.Word, Register.R10, StackSlots.CounterKey, Registers.CounterSlot);
         asm.LoadMap(Register.R1, counters);
         asm.Mov(Register.R2, Register.R10);
-        asm.Alu64(AluOp.Add, Register.R2, -4);
+        asm.Alu64(AluOp.Add, Register.R2, StackSlots.CounterKey);
         asm.Call(Helper.MapLookupElem);
         asm.Jump(JumpOp.Jeq, Register.R0, 0, done);
-        asm.Load(Size.DoubleWord, Register.R1, Register.R0, 0);
-        asm.Alu64(AluOp.Add, Register.R1, 1);
-        asm.Store(Size.DoubleWord, Register.R0, 0, Register.R1);
-        asm.Mov(Register.R1, Registers.PacketEnd);
-        asm.Alu64(AluOp.Sub, Register.R1, Registers.PacketStart);
-        asm.Load(Size.DoubleWord, Register.R2, Register.R0, 8);
-        asm.Alu64(AluOp.Add, Register.R2, Register.R1);
-        asm.Store(Size.DoubleWord, Register.R0, 8, Register.R2);
+        asm.Load(Size.DoubleWord, Register.R2, Register.R10, StackSlots.PacketLength);
+        if (shared)
+        {
+            asm.Mov(Register.R1, 1);
+            asm.AtomicAdd(Size.DoubleWord, Register.R0, 0, Register.R1);
+            asm.AtomicAdd(Size.DoubleWord, Register.R0, 8, Register.R2);
+        }
+        else
+        {
+            asm.Load(Size.DoubleWord, Register.R1, Register.R0, 0);
+            asm.Alu64(AluOp.Add, Register.R1, 1);
+            asm.Store(Size.DoubleWord, Register.R0, 0, Register.R1);
+            asm.Load(Size.DoubleWord, Register.R1, Register.R0, 8);
+            asm.Alu64(AluOp.Add, Register.R1, Register.R2);
+            asm.Store(Size.DoubleWord, Register.R0, 8, Register.R1);
+        }
         asm.Mark(done);
         asm.Mov(Register.R0, Registers.Verdict);
         asm.Exit();

@@ -11,6 +11,9 @@ public static class DeploymentPaths
     public const string LockDirectory = "/run/lock/bpfilter";
     public const string ManifestPin = "manifest";
 
+    /// <summary>The manifest of a publish under way: pinned before the kernel changes, renamed to <see cref="ManifestPin"/> when done.</summary>
+    public const string NextManifestPin = "manifest-next";
+
     public static string Directory(string deployment) => Path.Combine(Root, deployment);
     public static string Pin(string deployment, string pin) => Path.Combine(Root, deployment, pin);
     public static string Lock(string deployment) => Path.Combine(LockDirectory, deployment + ".lock");

@@ -1,7 +1,10 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Kernel;
 using Bpfilter.Engine.Kernel.Links;
+using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Deployment;
 
@@ -23,6 +26,21 @@ public static class Deployments
         return Describe(ReadManifest(name));
     }
 
+    /// <summary>The programs of a deployment's chains, with what the kernel says about each.</summary>
+    public static IReadOnlyList<DeployedProgram> Programs(string name)
+    {
+        Privileges.Require(Privileges.ForReading, "Reading a deployment");
+        var manifest = ReadManifest(name);
+        return manifest.Chains.Select(c =>
+        {
+            using var program = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, c.ProgramPin));
+            var info = program?.Info();
+            return new DeployedProgram(name, c.Name, c.Hook, c.Target, c.NetworkNamespace, c.Mode, c.ProgramId, info?.Tag ?? "",
+                (int)((info?.XlatedBytes ?? 0) / Instruction.Size), info?.JitedBytes ?? 0,
+                info is null ? default : BootTime.AddTicks((long)(info.LoadTimeBootNs / 100)), c.Rules.Count, StateOf(name, c));
+        }).ToList();
+    }
+
     /// <summary>One row per rule, then the policy and the not-IPv4 and malformed rows, for every chain of the deployment.</summary>
     public static IReadOnlyList<CounterRow> Counters(string name)
     {
@@ -31,71 +49,94 @@ public static class Deployments
         var rows = new List<CounterRow>();
         foreach (var chain in manifest.Chains)
         {
-            using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(name, chain.CountersPin), readOnly: true)
-                ?? throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
-                    $"deployment '{name}' lists counters {chain.CountersPin}, but nothing is pinned there");
+            var totals = Totals(name, chain);
             var layout = new CounterLayout(chain.Rules.Count);
-            (ulong Packets, ulong Bytes) Read(int slot)
-            {
-                ulong packets = 0, bytes = 0;
-                foreach (var cpu in map.LookupPerCpu((uint)slot))
-                {
-                    packets += BinaryPrimitives.ReadUInt64LittleEndian(cpu);
-                    bytes += BinaryPrimitives.ReadUInt64LittleEndian(cpu.AsSpan(8));
-                }
-                return (packets, bytes);
-            }
             for (int i = 0; i < chain.Rules.Count; i++)
-            {
-                var (p, b) = Read(i);
-                rows.Add(new CounterRow(name, chain.Name, i + 1, chain.Rules[i].Name ?? $"#{i + 1}", CounterKind.Rule, chain.Rules[i].Action, p, b));
-            }
-            var (pp, pb) = Read(layout.PolicySlot);
-            rows.Add(new CounterRow(name, chain.Name, null, "(policy)", CounterKind.Policy, chain.Policy, pp, pb));
-            var (np, nb) = Read(layout.NotIpv4Slot);
-            rows.Add(new CounterRow(name, chain.Name, null, "(not ipv4)", CounterKind.NotIpv4, Rules.Verdict.Accept, np, nb));
-            var (mp, mb) = Read(layout.MalformedSlot);
-            rows.Add(new CounterRow(name, chain.Name, null, "(malformed)", CounterKind.Malformed, Rules.Verdict.Drop, mp, mb));
+                rows.Add(new CounterRow(name, chain.Name, i + 1, chain.Rules[i].Name ?? $"#{i + 1}", CounterKind.Rule, chain.Rules[i].Action, totals[i].Packets, totals[i].Bytes));
+            rows.Add(new CounterRow(name, chain.Name, null, "(policy)", CounterKind.Policy, chain.Policy, totals[layout.PolicySlot].Packets, totals[layout.PolicySlot].Bytes));
+            rows.Add(new CounterRow(name, chain.Name, null, "(not ipv4)", CounterKind.NotIpv4, Verdict.Accept, totals[layout.NotIpv4Slot].Packets, totals[layout.NotIpv4Slot].Bytes));
+            rows.Add(new CounterRow(name, chain.Name, null, "(malformed)", CounterKind.Malformed, Verdict.Drop, totals[layout.MalformedSlot].Packets, totals[layout.MalformedSlot].Bytes));
         }
         return rows;
     }
 
-    /// <summary>Detaches every link of the deployment and removes its pins; a deployment whose interface vanished is removed too.</summary>
+    /// <summary>Per slot: the pinned map's count (summed over CPUs for per-CPU maps) plus what earlier generations carried.</summary>
+    internal static CounterBase[] Totals(string name, ManifestChain chain)
+    {
+        using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(name, chain.CountersPin), readOnly: true)
+            ?? throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
+                $"deployment '{name}' lists counters {chain.CountersPin}, but nothing is pinned there");
+        var layout = new CounterLayout(chain.Rules.Count);
+        var totals = new CounterBase[layout.SlotCount];
+        Span<byte> key = stackalloc byte[4];
+        var single = new byte[CounterLayout.ValueSize];
+        for (int slot = 0; slot < layout.SlotCount; slot++)
+        {
+            ulong packets = chain.Bases[slot].Packets, bytes = chain.Bases[slot].Bytes;
+            IEnumerable<byte[]> values;
+            if (map.Type == MapType.PerCpuArray) values = map.LookupPerCpu((uint)slot);
+            else
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(key, (uint)slot);
+                map.Lookup(key, single);
+                values = [single];
+            }
+            foreach (var value in values)
+            {
+                packets += BinaryPrimitives.ReadUInt64LittleEndian(value);
+                bytes += BinaryPrimitives.ReadUInt64LittleEndian(value.AsSpan(8));
+            }
+            totals[slot] = new CounterBase(packets, bytes);
+        }
+        return totals;
+    }
+
+    /// <summary>Detaches every link of the deployment and removes its pins; a stale or half-published deployment is removed too.</summary>
     public static void Unpublish(string name)
     {
         Privileges.Require(Privileges.ForDeployment, "Unpublishing a deployment");
         var directory = DeploymentPaths.Directory(name);
-        if (!BpfFs.IsMounted() || !Directory.Exists(directory)) throw NotFound(name);
-        using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), TimeSpan.FromSeconds(30));
-        Manifest? manifest = null;
-        try
-        {
-            manifest = ManifestStore.Read(name);
-        }
-        catch (BpfilterException e) when (e.ErrorId == "ManifestCorrupt")
-        {
-            // An untrustworthy manifest is no reason to keep the deployment: every pin in the directory goes.
-        }
-        foreach (var chain in manifest?.Chains ?? [])
-            Publisher.DetachPinned(name, chain.LinkPin);
-        foreach (var pin in Directory.EnumerateFiles(directory))
-        {
-            if (manifest is null) TryDetach(pin);
-            File.Delete(pin);
-        }
+        if (!Rules.Names.IsDeploymentName(name) || !BpfFs.IsMounted() || !Directory.Exists(directory)) throw NotFound(name);
+        using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), Publisher.LockTimeout);
+        // Links first, so no program runs once any pin is gone; whatever the manifest says, every pin in the directory goes.
+        foreach (var pin in Directory.EnumerateFiles(directory)) DetachIfLink(pin);
+        foreach (var pin in Directory.EnumerateFiles(directory)) File.Delete(pin);
         Directory.Delete(directory);
+    }
+
+    /// <summary>Detaches the pin if it is a link, then removes it.</summary>
+    internal static void DetachPin(string path)
+    {
+        DetachIfLink(path);
+        File.Delete(path);
     }
 
     internal static DeploymentInfo Describe(Manifest manifest)
     {
-        var chains = manifest.Chains.Select(c =>
+        var chains = manifest.Chains.Select(c => new DeployedChain(manifest.Name, c.Name, c.Hook,
+            c.Hook.Target() == HookTarget.Interface ? c.Target : null, c.Hook.Target() == HookTarget.Cgroup ? c.Target : null,
+            c.NetworkNamespace, c.Mode, c.Priority, c.Policy, c.Rules.Count, c.ProgramId, LinkIds(manifest.Name, c), StateOf(manifest.Name, c), c.Rules)).ToList();
+        return new DeploymentInfo(manifest.Name, manifest.Generation, manifest.PublishedAt, manifest.Source, chains);
+    }
+
+    private static IReadOnlyList<uint> LinkIds(string deployment, ManifestChain chain) => chain.LinkPins.Select(pin =>
+    {
+        using var link = BpfLink.OpenPinned(DeploymentPaths.Pin(deployment, pin));
+        return link?.Info().Id ?? 0;
+    }).ToList();
+
+    private static ChainState StateOf(string deployment, ManifestChain chain)
+    {
+        if (chain.NetworkNamespace is { } netns && (!NetworkNamespace.Exists(netns) || NetworkNamespace.Inode(netns) != chain.NetworkNamespaceInode))
+            return ChainState.NamespaceGone;
+        if (chain.Hook.Target() == HookTarget.Cgroup && !Directory.Exists(chain.Target)) return ChainState.CgroupGone;
+        foreach (var pin in chain.LinkPins)
         {
-            using var link = XdpLink.OpenPinned(DeploymentPaths.Pin(manifest.Name, c.LinkPin));
-            var attached = link is not null && link.Info().Ifindex != 0;
-            return new DeployedChain(manifest.Name, c.Name, c.Hook, c.Interface, manifest.NetworkNamespace, c.Mode, c.Policy,
-                c.Rules.Count, c.ProgramId, c.LinkId, attached, c.Rules);
-        }).ToList();
-        return new DeploymentInfo(manifest.Name, manifest.Generation, manifest.PublishedAt, manifest.NetworkNamespace, manifest.Source, chains);
+            using var link = BpfLink.OpenPinned(DeploymentPaths.Pin(deployment, pin));
+            if (link is null) return ChainState.LinkMissing;
+            if (!link.IsAttached()) return chain.Hook.Target() == HookTarget.Cgroup ? ChainState.CgroupGone : ChainState.InterfaceGone;
+        }
+        return ChainState.Attached;
     }
 
     private static Manifest ReadManifest(string name)
@@ -104,16 +145,25 @@ public static class Deployments
         return (BpfFs.IsMounted() ? ManifestStore.Read(name) : null) ?? throw NotFound(name);
     }
 
-    private static void TryDetach(string pin)
+    private static void DetachIfLink(string pin)
     {
         try
         {
-            using var link = XdpLink.OpenPinned(pin);
-            link?.Detach();
+            using var link = BpfLink.OpenPinned(pin);
+            if (link is not null && Enum.IsDefined(link.Info().Type)) link.Detach();
         }
         catch (KernelException)
         {
-            // Not a link (a map, or a half-written pin): unlinking it is all it needs.
+            // Not a link (a map or a program): removing its pin is all it needs.
+        }
+    }
+
+    private static DateTimeOffset BootTime
+    {
+        get
+        {
+            var line = File.ReadLines("/proc/stat").First(l => l.StartsWith("btime ", StringComparison.Ordinal));
+            return DateTimeOffset.FromUnixTimeSeconds(long.Parse(line[6..], CultureInfo.InvariantCulture));
         }
     }
 

@@ -4,21 +4,35 @@ using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Deployment;
 
-/// <summary>One rule as deployed: enough to name its counter slot and show it.</summary>
-public sealed record ManifestRule(string? Name, string Match, Verdict Action);
+/// <summary>Packets and bytes carried over from earlier generations, added to what the map counts.</summary>
+public sealed record CounterBase(ulong Packets, ulong Bytes)
+{
+    public static readonly CounterBase Zero = new(0, 0);
+}
+
+/// <summary>One rule as deployed: its identity (name, or its content when unnamed) and what it showed before this generation.</summary>
+public sealed record ManifestRule(string? Name, string Match, Verdict Action)
+{
+    /// <summary>What identifies the rule across republishes: its name, or its content when it has none.</summary>
+    [JsonIgnore]
+    public string Key => Name ?? $"{Match} -> {Action}";
+}
 
 /// <summary>One deployed chain: where it is attached, which pins hold it, and its rules in slot order.</summary>
+/// <param name="Target">The interface (xdp, tc), the resolved cgroup directory (cgroup), or null (netfilter).</param>
+/// <param name="Priority">The netfilter priority in use (the chain's, or the spare one next to it after a replacement).</param>
+/// <param name="Bases">One per counter slot: what earlier generations counted for the rule now in that slot.</param>
 public sealed record ManifestChain(
-    string Name, Hook Hook, string Interface, uint Ifindex, XdpMode Mode, Verdict Policy,
-    string LinkPin, string CountersPin, uint ProgramId, uint LinkId, IReadOnlyList<ManifestRule> Rules);
+    string Name, Hook Hook, string? Target, string? NetworkNamespace, ulong NetworkNamespaceInode, uint Ifindex,
+    XdpMode Mode, TcxOrder Order, int? Priority, Verdict Policy,
+    IReadOnlyList<string> LinkPins, string ProgramPin, string CountersPin, uint ProgramId,
+    IReadOnlyList<ManifestRule> Rules, IReadOnlyList<CounterBase> Bases);
 
 /// <summary>
 /// What a deployment holds, written beside its pins at every publish. Counters are mapped back to rule
 /// names through it, and a new process reads everything it lists from it.
 /// </summary>
-public sealed record Manifest(
-    int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? NetworkNamespace, ulong NetworkNamespaceInode,
-    string? Source, IReadOnlyList<ManifestChain> Chains)
+public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains)
 {
     public const int CurrentFormat = 1;
 
@@ -27,6 +41,10 @@ public sealed record Manifest(
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
+
+    /// <summary>Every pin the deployment needs at this generation; anything else in its directory is left over.</summary>
+    [JsonIgnore]
+    public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin));
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

@@ -44,10 +44,10 @@ internal static class ManifestStore
         }
     }
 
-    /// <summary>Reads and checks the manifest pinned for <paramref name="deployment"/>; null when there is none.</summary>
-    public static Manifest? Read(string deployment)
+    /// <summary>Reads and checks the manifest pinned for <paramref name="deployment"/> (or another pin of that form); null when there is none.</summary>
+    public static Manifest? Read(string deployment, string pin = DeploymentPaths.ManifestPin)
     {
-        using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(deployment, DeploymentPaths.ManifestPin), readOnly: true);
+        using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(deployment, pin), readOnly: true);
         if (map is null) return null;
         if (map.Type != MapType.Array || map.ValueSize != SlotBytes) throw Corrupt(deployment, "its map has the wrong shape");
         var slot = new byte[SlotBytes];

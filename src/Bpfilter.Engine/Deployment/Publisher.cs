@@ -1,65 +1,84 @@
+using System.Diagnostics;
 using Bpfilter.Engine.Compiler;
 using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Kernel;
 using Bpfilter.Engine.Kernel.Links;
+using Bpfilter.Engine.Kernel.Native;
 using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Deployment;
 
 /// <summary>Options of one publish.</summary>
-/// <param name="NetworkNamespace">A name under /run/netns or an absolute path; null for this process's namespace.</param>
+/// <param name="NetworkNamespace">A name under /run/netns or an absolute path, for chains that name none; null for this process's namespace.</param>
 public sealed record PublishOptions(string? NetworkNamespace = null);
 
 /// <summary>
 /// Compiles, loads, attaches and pins a ruleset under its name. Everything that can fail before the kernel
-/// changes (compile, verifier, interface lookup) runs first; an existing deployment is replaced with
-/// BPF_LINK_UPDATE, so its interface is never without a program; any failure leaves the previous deployment as it was.
+/// changes (compile, verifier, interface and cgroup lookup) runs first. The plan is pinned as manifest-next
+/// before any link changes, so a publisher killed at any moment leaves enough for the next one to finish
+/// the job (<see cref="Recovery"/>). Links that can be updated are (BPF_LINK_UPDATE: never a moment without a
+/// program); netfilter links are replaced by new ones at the spare priority, attached before the old go.
+/// Any failure undoes what was done and leaves the previous deployment attached and counting.
 /// </summary>
 public static class Publisher
 {
-    private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
+    internal static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(30);
 
     public static DeploymentInfo Publish(Ruleset ruleset, PublishOptions options, Action<string>? progress = null)
     {
         progress ??= _ => { };
+        if (options.NetworkNamespace is { } ns) Names.CheckNamespace(ns);
         Privileges.Require(Privileges.ForDeployment, "Publishing a ruleset");
         BpfFs.EnsureMounted();
-        var netns = options.NetworkNamespace;
-        ulong netnsInode = netns is null ? 0 : NetworkNamespace.Inode(netns);
+        var name = ruleset.Name;
+        var clock = Stopwatch.StartNew();
+        void Step(string what)
+        {
+            progress($"{what} ({clock.Elapsed.TotalMilliseconds:0.0} ms)");
+            clock.Restart();
+        }
 
-        using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(ruleset.Name), LockTimeout);
-        var previous = ManifestStore.Read(ruleset.Name);
+        using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), LockTimeout);
+        Directory.CreateDirectory(DeploymentPaths.Directory(name));
+        try
+        {
+            return PublishLocked(ruleset, options, progress, Step);
+        }
+        catch when (ManifestStore.Read(name) is null && !Directory.EnumerateFileSystemEntries(DeploymentPaths.Directory(name)).Any())
+        {
+            Directory.Delete(DeploymentPaths.Directory(name)); // a first publish that failed leaves no empty deployment behind
+            throw;
+        }
+    }
+
+    private static DeploymentInfo PublishLocked(Ruleset ruleset, PublishOptions options, Action<string> progress, Action<string> Step)
+    {
+        var name = ruleset.Name;
+        Recovery.Complete(name, progress);
+        var previous = ManifestStore.Read(name);
         long generation = (previous?.Generation ?? 0) + 1;
 
         var compiled = ruleset.Chains.Select(ChainCompiler.Compile).ToList();
-        progress($"compiled {compiled.Count} chain(s), {compiled.Sum(c => c.Program.Instructions.Count)} instructions");
+        foreach (var chain in compiled.Where(c => c.Chain.Mode == XdpMode.Offload)) OffloadProfile.Check(chain);
+        Step($"compiled {compiled.Count} chain(s), {compiled.Sum(c => c.Program.Instructions.Count)} instructions");
+
         var staged = new List<StagedChain>();
         try
         {
-            foreach (var chain in compiled)
-            {
-                var counters = BpfMap.Create(chain.Counters);
-                staged.Add(new StagedChain(chain, counters));
-                staged[^1].Program = LoadedProgram.Load(chain.Program, new Dictionary<MapSpec, BpfMap> { [chain.Counters] = counters });
-                staged[^1].Ifindex = NetworkNamespace.Run(netns, () => Interfaces.IndexOf(chain.Chain.Interface, netns));
-            }
-            progress("verifier accepted every program");
-            var directory = DeploymentPaths.Directory(ruleset.Name);
-            Directory.CreateDirectory(directory);
-            var kept = new HashSet<string>(StringComparer.Ordinal);
-            ApplyLinks(ruleset.Name, staged, previous, netns, netnsInode, generation, kept, progress);
+            foreach (var chain in compiled) staged.Add(StagedChain.Resolve(chain, options.NetworkNamespace));
+            foreach (var s in staged) s.Counters = BpfMap.Create(s.Compiled.Counters);
+            Step("created maps");
+            foreach (var s in staged)
+                s.Program = LoadedProgram.Load(s.Compiled.Program, new Dictionary<MapSpec, BpfMap> { [s.Compiled.Counters] = s.Counters! },
+                    s.Compiled.Chain.Mode == XdpMode.Offload ? s.Ifindex : 0);
+            Step("verifier accepted every program");
 
-            var manifest = new Manifest(Manifest.CurrentFormat, ruleset.Name, generation, DateTimeOffset.UtcNow, netns, netnsInode,
-                ruleset.SourcePath, staged.Select(s => s.ToManifest()).ToList());
-            using (var manifestMap = ManifestStore.Write(manifest))
-            {
-                var temporary = DeploymentPaths.Pin(ruleset.Name, $"{DeploymentPaths.ManifestPin}-{generation}-tmp");
-                manifestMap.Pin(temporary);
-                BpfFs.Rename(temporary, DeploymentPaths.Pin(ruleset.Name, DeploymentPaths.ManifestPin));
-            }
-            RemoveStalePins(ruleset.Name, previous, kept);
-            progress($"deployment '{ruleset.Name}' is at generation {generation}");
-            return Deployments.Describe(manifest);
+            foreach (var s in staged) s.Plan(previous, generation, name);
+            var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
+                staged.Select(s => s.Planned!).ToList());
+            Commit(name, staged, previous, next, progress);
+            Step("attached");
+            return Deployments.Describe(ManifestStore.Read(name)!);
         }
         finally
         {
@@ -67,41 +86,51 @@ public static class Publisher
         }
     }
 
-    private static void ApplyLinks(string deployment, List<StagedChain> staged, Manifest? previous, string? netns, ulong netnsInode,
-        long generation, HashSet<string> kept, Action<string> progress)
+    private static void Commit(string name, List<StagedChain> staged, Manifest? previous, Manifest next, Action<string> progress)
     {
         var undo = new Stack<Action>();
         try
         {
             foreach (var s in staged)
             {
-                s.CountersPin = $"{s.Compiled.Chain.Name}-counters-{generation}";
-                s.Counters.Pin(DeploymentPaths.Pin(deployment, s.CountersPin));
-                undo.Push(() => File.Delete(DeploymentPaths.Pin(deployment, s.CountersPin)));
+                s.Counters!.Pin(DeploymentPaths.Pin(name, s.Planned!.CountersPin));
+                s.Program!.Pin(DeploymentPaths.Pin(name, s.Planned.ProgramPin));
+            }
+            WriteManifest(name, next, DeploymentPaths.NextManifestPin);
+            undo.Push(() => File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin)));
 
-                var reusable = previous?.Chains.FirstOrDefault(old =>
-                    old.Interface == s.Compiled.Chain.Interface && old.Hook == s.Compiled.Chain.Hook && old.Mode == s.Compiled.Chain.Mode
-                    && previous.NetworkNamespaceInode == netnsInode);
-                var link = reusable is null ? null : XdpLink.OpenPinned(DeploymentPaths.Pin(deployment, reusable.LinkPin));
-                if (link is not null && link.Info().Ifindex != 0)
+            foreach (var s in staged)
+            {
+                var chain = s.Planned!;
+                if (s.Reused is { } old && old.Hook.Target() != HookTarget.Namespace)
                 {
-                    s.Link = link;
-                    s.PreviousProgram = Bpf.ProgGetFdById(link.Info().ProgramId);
-                    link.Update(s.Program!.Fd, expectedCurrent: s.PreviousProgram);
-                    s.LinkPin = reusable!.LinkPin;
-                    kept.Add(s.LinkPin);
-                    undo.Push(() => link.Update(s.PreviousProgram));
-                    progress($"replaced the program on {s.Compiled.Chain.Interface} atomically (link {link.Info().LinkId})");
+                    using var link = BpfLink.OpenPinned(DeploymentPaths.Pin(name, old.LinkPins[0]))!;
+                    using var oldProgram = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, old.ProgramPin)) ?? LoadedProgram.OpenById(old.ProgramId);
+                    link.Update(s.Program!.Fd, expectedCurrent: oldProgram.Fd);
+                    var keep = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, old.ProgramPin));
+                    undo.Push(() => { using (keep) if (keep is not null) using (var l = BpfLink.OpenPinned(DeploymentPaths.Pin(name, old.LinkPins[0]))) l?.Update(keep.Fd); });
+                    progress($"replaced the program of {chain.Name} ({HookNames.ToName(chain.Hook)}) atomically");
                     continue;
                 }
-                link?.Dispose();
-                if (reusable is not null) DetachPinned(deployment, reusable.LinkPin);
-                s.Link = NetworkNamespace.Run(netns, () => XdpLink.Attach(s.Program!, s.Ifindex, s.Compiled.Chain.Interface, s.Compiled.Chain.Mode));
-                s.LinkPin = $"{s.Compiled.Chain.Name}-link-{generation}";
-                s.Link.Pin(DeploymentPaths.Pin(deployment, s.LinkPin));
-                var created = s.Link;
-                undo.Push(() => { created.Detach(); File.Delete(DeploymentPaths.Pin(deployment, s.LinkPin)); });
-                progress($"attached XDP ({s.Compiled.Chain.Mode.ToString().ToLowerInvariant()}) to {s.Compiled.Chain.Interface}");
+                foreach (var blocker in s.Displaced)
+                {
+                    // Native and generic XDP cannot share an interface: a mode change detaches the old program first.
+                    foreach (var pin in blocker.LinkPins) Deployments.DetachPin(DeploymentPaths.Pin(name, pin));
+                    progress($"detached {blocker.Name} first: {blocker.Target} changes XDP mode");
+                }
+                var links = ChainAttacher.Attach(name, chain, s.Program!);
+                undo.Push(() =>
+                {
+                    foreach (var (link, pin) in links.Zip(chain.LinkPins))
+                    {
+                        link.Detach();
+                        link.Dispose();
+                        File.Delete(DeploymentPaths.Pin(name, pin));
+                    }
+                });
+                foreach (var link in links) link.Dispose();
+                progress($"attached {chain.Name} at {HookNames.ToName(chain.Hook)}" + (chain.Target is null ? "" : $" on {chain.Target}")
+                    + (chain.Priority is int p ? $", priority {p}" : ""));
             }
         }
         catch
@@ -110,56 +139,129 @@ public static class Publisher
             {
                 try { step(); } catch (BpfilterException) { /* best effort: keep undoing the rest */ }
             }
+            Sweep(name, previous);
             throw;
         }
+
+        var final = next with { Chains = next.Chains.Select(c => c with { Bases = CarriedBases(name, c, previous) }).ToList() };
+        WriteManifest(name, final, DeploymentPaths.ManifestPin);
+        File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin));
+        Sweep(name, final);
     }
 
-    /// <summary>Unpins what the previous generation had and the new one does not use; unpinning the last reference detaches.</summary>
-    private static void RemoveStalePins(string deployment, Manifest? previous, HashSet<string> kept)
+    /// <summary>Pins a manifest map under a temporary name and renames it over <paramref name="pin"/>: readers see the old or the new.</summary>
+    internal static void WriteManifest(string name, Manifest manifest, string pin)
     {
-        if (previous is null) return;
-        foreach (var old in previous.Chains)
+        using var map = ManifestStore.Write(manifest);
+        var temporary = DeploymentPaths.Pin(name, $"{pin}-tmp");
+        File.Delete(temporary);
+        map.Pin(temporary);
+        BpfFs.Rename(temporary, DeploymentPaths.Pin(name, pin));
+    }
+
+    /// <summary>Detaches and removes every pin of the directory that <paramref name="keep"/> does not list.</summary>
+    internal static void Sweep(string name, Manifest? keep)
+    {
+        var wanted = new HashSet<string>(keep?.Pins ?? [], StringComparer.Ordinal) { DeploymentPaths.ManifestPin, DeploymentPaths.NextManifestPin };
+        foreach (var path in Directory.EnumerateFiles(DeploymentPaths.Directory(name)))
         {
-            if (!kept.Contains(old.LinkPin)) DetachPinned(deployment, old.LinkPin);
-            File.Delete(DeploymentPaths.Pin(deployment, old.CountersPin));
+            if (wanted.Contains(Path.GetFileName(path))) continue;
+            Deployments.DetachPin(path);
         }
     }
 
-    internal static void DetachPinned(string deployment, string linkPin)
+    /// <summary>For each slot of the new chain: what the same rule (by name, or content) counted until now.</summary>
+    private static IReadOnlyList<CounterBase> CarriedBases(string name, ManifestChain chain, Manifest? previous)
     {
-        var path = DeploymentPaths.Pin(deployment, linkPin);
-        using (var link = XdpLink.OpenPinned(path)) link?.Detach();
-        File.Delete(path);
+        var layout = new CounterLayout(chain.Rules.Count);
+        var bases = Enumerable.Repeat(CounterBase.Zero, layout.SlotCount).ToArray();
+        var old = previous?.Chains.FirstOrDefault(c => c.Name == chain.Name && c.Hook == chain.Hook);
+        if (old is null) return bases;
+        var totals = Deployments.Totals(name, old);
+        var oldLayout = new CounterLayout(old.Rules.Count);
+        var byKey = old.Rules.Select((r, i) => (r.Key, i)).GroupBy(x => x.Key).ToDictionary(g => g.Key, g => g.First().i);
+        for (int i = 0; i < chain.Rules.Count; i++)
+            if (byKey.TryGetValue(chain.Rules[i].Key, out var j)) bases[i] = totals[j];
+        bases[layout.PolicySlot] = totals[oldLayout.PolicySlot];
+        bases[layout.NotIpv4Slot] = totals[oldLayout.NotIpv4Slot];
+        bases[layout.MalformedSlot] = totals[oldLayout.MalformedSlot];
+        return bases;
     }
 
     /// <summary>One chain on its way into the kernel; owns its fds until the publish ends.</summary>
-    private sealed class StagedChain(CompiledChain compiled, BpfMap counters) : IDisposable
+    private sealed class StagedChain : IDisposable
     {
-        public CompiledChain Compiled { get; } = compiled;
-        public BpfMap Counters { get; } = counters;
+        private StagedChain(CompiledChain compiled) => Compiled = compiled;
+
+        public CompiledChain Compiled { get; }
+        public string? NetworkNamespace { get; private init; }
+        public ulong NetworkNamespaceInode { get; private init; }
+        public string? Target { get; private init; }
+        public uint Ifindex { get; private init; }
+        public BpfMap? Counters { get; set; }
         public LoadedProgram? Program { get; set; }
-        public uint Ifindex { get; set; }
-        public XdpLink? Link { get; set; }
+        public ManifestChain? Planned { get; private set; }
 
-        /// <summary>The program a reused link ran before, held so a failed publish can put it back.</summary>
-        public FileDescriptor? PreviousProgram { get; set; }
-        public string LinkPin { get; set; } = "";
-        public string CountersPin { get; set; } = "";
+        /// <summary>The previous generation's chain whose link this one takes over, if any.</summary>
+        public ManifestChain? Reused { get; private set; }
 
-        public ManifestChain ToManifest()
+        /// <summary>Previous chains that must be detached before this one can attach (an XDP mode change).</summary>
+        public List<ManifestChain> Displaced { get; } = new();
+
+        /// <summary>Finds the namespace, interface index and cgroup directory: all before anything changes.</summary>
+        public static StagedChain Resolve(CompiledChain compiled, string? defaultNamespace)
+        {
+            var chain = compiled.Chain;
+            var netns = chain.NetworkNamespace ?? defaultNamespace;
+            ulong inode = netns is null ? LibC.Inode("/proc/self/ns/net") : Kernel.NetworkNamespace.Inode(netns);
+            string? target = chain.Interface;
+            uint ifindex = 0;
+            if (chain.Interface is { } ifname) ifindex = Kernel.NetworkNamespace.Run(netns, () => Interfaces.IndexOf(ifname, netns));
+            if (chain.Cgroup is { } cgroup)
+            {
+                target = Cgroups.Resolve(cgroup);
+                if (!Directory.Exists(target))
+                    throw new BpfilterException("CgroupNotFound", FailureCategory.ObjectNotFound, $"chain '{chain.Name}': there is no cgroup directory {target}");
+            }
+            return new StagedChain(compiled) { NetworkNamespace = netns, NetworkNamespaceInode = inode, Target = target, Ifindex = ifindex };
+        }
+
+        public void Plan(Manifest? previous, long generation, string deployment)
         {
             var chain = Compiled.Chain;
-            var info = Link!.Info();
-            return new ManifestChain(chain.Name, chain.Hook, chain.Interface, Ifindex, chain.Mode, chain.Policy, LinkPin, CountersPin,
-                info.ProgramId, info.LinkId, chain.Rules.Select(r => new ManifestRule(r.Name, r.Match.ToString(), r.Verdict)).ToList());
+            var sameTarget = previous?.Chains.Where(old => old.Hook == chain.Hook && old.Target == Target && old.NetworkNamespaceInode == NetworkNamespaceInode).ToList() ?? [];
+            int? priority = chain.Priority;
+            IReadOnlyList<string> linkPins = ChainAttacher.LinkPins(chain.Name, chain.Hook, generation);
+            if (chain.Hook.IsNetfilter())
+            {
+                // Netfilter has no link update: the new links go in at the spare priority (the chain's, or one below it) before the old ones leave.
+                if (sameTarget.Any(old => old.Priority == chain.Priority)) priority = chain.Priority - 1;
+            }
+            else if (sameTarget.FirstOrDefault(old => old.Mode == chain.Mode && old.Order == chain.Order && LinkAlive(deployment, old)) is { } reusable)
+            {
+                Reused = reusable;
+                linkPins = reusable.LinkPins;
+            }
+            else if (chain.Hook == Hook.Xdp)
+            {
+                Displaced.AddRange(sameTarget);
+            }
+            Planned = new ManifestChain(chain.Name, chain.Hook, Target, NetworkNamespace, NetworkNamespaceInode, Ifindex, chain.Mode, chain.Order,
+                priority, chain.Policy, linkPins, $"{chain.Name}-prog-{generation}", $"{chain.Name}-counters-{generation}",
+                Program!.Info().Id, chain.Rules.Select(r => new ManifestRule(r.Name, r.Match.ToString(), r.Verdict)).ToList(),
+                Enumerable.Repeat(CounterBase.Zero, Compiled.Layout.SlotCount).ToList());
+        }
+
+        private static bool LinkAlive(string deployment, ManifestChain chain)
+        {
+            using var link = BpfLink.OpenPinned(DeploymentPaths.Pin(deployment, chain.LinkPins[0]));
+            return link is not null && link.IsAttached();
         }
 
         public void Dispose()
         {
-            Link?.Dispose();
-            PreviousProgram?.Dispose();
             Program?.Dispose();
-            Counters.Dispose();
+            Counters?.Dispose();
         }
     }
 }

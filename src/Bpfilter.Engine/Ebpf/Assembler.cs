@@ -18,6 +18,7 @@ public sealed class Assembler
     private readonly List<Instruction> _instructions = new();
     private readonly List<(int Index, Label Target)> _jumps = new();
     private readonly List<MapReference> _mapReferences = new();
+    private readonly List<KfuncReference> _kfuncReferences = new();
     private readonly List<InstructionRegion> _regions = new();
     private readonly List<Label> _labels = new();
     private (int Start, string Label)? _openRegion;
@@ -69,6 +70,10 @@ public sealed class Assembler
     public void Store(Size size, Register dst, short offset, int imm) =>
         Add(new Instruction((byte)((byte)OpClass.St | (byte)size | Mode.Mem), (byte)dst, 0, offset, imm));
 
+    /// <summary>lock *(size *)(dst + offset) += src (BPF_ATOMIC | BPF_ADD), for maps shared between CPUs.</summary>
+    public void AtomicAdd(Size size, Register dst, short offset, Register src) =>
+        Add(new Instruction((byte)((byte)OpClass.Stx | (byte)size | Mode.Atomic), (byte)dst, (byte)src, offset, 0));
+
     /// <summary>dst = the file descriptor of <paramref name="map"/> (ld_imm64 with BPF_PSEUDO_MAP_FD; two slots).</summary>
     public void LoadMap(Register dst, MapSpec map)
     {
@@ -98,11 +103,18 @@ public sealed class Assembler
 
     public void Call(Helper helper) => Add(new Instruction((byte)((byte)OpClass.Jmp | (byte)JumpOp.Call), 0, 0, 0, (int)helper));
 
+    /// <summary>Calls a kernel function by name (BPF_PSEUDO_KFUNC_CALL); the loader puts in its BTF id.</summary>
+    public void CallKfunc(string name)
+    {
+        _kfuncReferences.Add(new KfuncReference(_instructions.Count, name));
+        Add(new Instruction((byte)((byte)OpClass.Jmp | (byte)JumpOp.Call), 0, PseudoSource.KfuncCall, 0, 0));
+    }
+
     public void Exit() => Add(new Instruction((byte)((byte)OpClass.Jmp | (byte)JumpOp.Exit), 0, 0, 0, 0));
 
     // --- result ----------------------------------------------------------------------------------------
 
-    public EbpfProgram Assemble(string name, ProgramType type)
+    public EbpfProgram Assemble(string name, ProgramType type, uint expectedAttachType = 0)
     {
         CloseRegion();
         var resolved = _instructions.ToArray();
@@ -114,7 +126,7 @@ public sealed class Assembler
                 throw new InvalidOperationException($"jump from {index} to '{target.Name}' spans {offset} instructions, more than a jump can reach");
             resolved[index] = resolved[index] with { Offset = (short)offset };
         }
-        return new EbpfProgram(name, type, resolved, _mapReferences.ToArray(), _regions.ToArray());
+        return new EbpfProgram(name, type, expectedAttachType, resolved, _mapReferences.ToArray(), _kfuncReferences.ToArray(), _regions.ToArray());
     }
 
     private void CloseRegion()

@@ -46,4 +46,5 @@ internal static class Mode
 {
     public const byte Imm = 0x00;
     public const byte Mem = 0x60;
+    public const byte Atomic = 0xc0;
 }

@@ -17,7 +17,7 @@ public static class YamlRulesetReader
     public const long MaxFileBytes = 16 * 1024 * 1024;
 
     private static readonly string[] RulesetKeys = ["bpfilter", "name", "chains"];
-    private static readonly string[] ChainKeys = ["name", "hook", "interface", "mode", "policy", "rules"];
+    private static readonly string[] ChainKeys = ["name", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules"];
     private static readonly string[] RuleKeys = ["name", "match", "action"];
     private static readonly string[] MatchKeys = ["source", "destination", "protocol", "source-port", "destination-port"];
 
@@ -103,21 +103,33 @@ public static class YamlRulesetReader
             CheckKeys(map, ChainKeys, "chain");
             var nameNode = Required(map, "name", "a chain");
             var name = Scalar(nameNode, "name");
-            var hook = Enum<Hook>(Required(map, "hook", $"chain '{name}'"), "hook");
-            var interfaceNode = Required(map, "interface", $"chain '{name}'");
-            var interfaceName = Scalar(interfaceNode, "interface");
-            Guard(interfaceNode, () => Names.CheckInterfaceName(interfaceName));
+            var hookNode = Required(map, "hook", $"chain '{name}'");
+            var hookText = Scalar(hookNode, "hook");
+            if (!HookNames.TryParse(hookText, out var hook))
+                throw Error(hookNode, $"hook: '{hookText}' is not one of {string.Join(", ", HookNames.Names)}");
+            var interfaceName = OptionalScalar(map, "interface");
+            var cgroup = OptionalScalar(map, "cgroup");
+            var networkNamespace = OptionalScalar(map, "namespace");
             var mode = Optional(map, "mode") is { } modeNode ? Enum<XdpMode>(modeNode, "mode") : XdpMode.Native;
+            var order = Optional(map, "order") is { } orderNode ? Enum<TcxOrder>(orderNode, "order") : TcxOrder.Last;
+            int? priority = null;
+            if (Optional(map, "priority") is { } priorityNode)
+            {
+                var text = Scalar(priorityNode, "priority");
+                priority = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var p) ? p
+                    : throw Error(priorityNode, $"priority: '{text}' is not a whole number");
+            }
             var policy = Optional(map, "policy") is { } policyNode ? Enum<Verdict>(policyNode, "policy") : Verdict.Accept;
             var ruleNodes = Optional(map, "rules") is { } rulesNode ? Sequence(rulesNode, "rules").Children : (IList<YamlNode>)[];
             var rules = ruleNodes.Select(ReadRule).ToList();
             try
             {
-                return new Chain(name, hook, interfaceName, policy, rules, mode);
+                return new Chain(name, hook, interfaceName, policy, rules, mode, priority, order, cgroup, networkNamespace);
             }
             catch (RulesetValidationException e)
             {
-                YamlNode where = e.RuleIndex is { } i ? (Optional((YamlMappingNode)ruleNodes[i], "name") ?? ruleNodes[i]) : nameNode;
+                YamlNode where = e.RuleIndex is { } i ? (Optional((YamlMappingNode)ruleNodes[i], "name") ?? ruleNodes[i])
+                    : e.Field is { } field ? Optional(map, field) ?? (field == "name" ? nameNode : map) : nameNode;
                 throw Error(where, e.Message, e);
             }
         }
@@ -177,6 +189,8 @@ public static class YamlRulesetReader
 
         private YamlNode Required(YamlMappingNode map, string key, string owner) =>
             Optional(map, key) ?? throw Error(map, $"{owner} has no '{key}' key");
+
+        private string? OptionalScalar(YamlMappingNode map, string key) => Optional(map, key) is { } node ? Scalar(node, key) : null;
 
         private static YamlNode? Optional(YamlMappingNode map, string key) =>
             map.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;

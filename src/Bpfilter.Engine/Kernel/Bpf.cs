@@ -71,7 +71,7 @@ internal static unsafe class Bpf
 
     /// <summary>BPF_PROG_LOAD. Returns the fd, or the errno with <paramref name="log"/> filled when a log was asked for.</summary>
     public static int ProgLoad(uint type, ReadOnlySpan<byte> instructions, string license, string name, uint expectedAttachType,
-        uint logLevel, byte[]? log, out uint logTrueSize, out int errno)
+        uint ifindex, uint logLevel, byte[]? log, out uint logTrueSize, out int errno)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
         attr.Clear();
@@ -91,6 +91,7 @@ internal static unsafe class Bpf
                 U64(attr, 32, (ulong)logBuffer);
             }
             Name(attr, 48, name);
+            U32(attr, 64, ifindex);
             U32(attr, 68, expectedAttachType);
             long result;
             fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.ProgLoad, a, AttrSize);
@@ -132,7 +133,22 @@ internal static unsafe class Bpf
         }
     }
 
-    public static FileDescriptor LinkCreate(FileDescriptor program, uint target, uint attachType, uint flags, string what)
+    /// <summary>BPF_LINK_CREATE. <paramref name="target"/> is an ifindex or a cgroup fd.</summary>
+    public static FileDescriptor LinkCreate(FileDescriptor program, uint target, uint attachType, uint flags, string what) =>
+        LinkCreate(program, target, attachType, flags, [], what);
+
+    /// <summary>BPF_LINK_CREATE for netfilter: link_create.netfilter {pf@16, hooknum@20, priority@24 (s32), flags@28}.</summary>
+    public static FileDescriptor LinkCreateNetfilter(FileDescriptor program, uint family, uint hookNumber, int priority, uint flags, string what)
+    {
+        Span<byte> union = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt32LittleEndian(union, family);
+        BinaryPrimitives.WriteUInt32LittleEndian(union[4..], hookNumber);
+        BinaryPrimitives.WriteInt32LittleEndian(union[8..], priority);
+        BinaryPrimitives.WriteUInt32LittleEndian(union[12..], flags);
+        return LinkCreate(program, 0, 45 /* BPF_NETFILTER */, 0, union, what);
+    }
+
+    private static FileDescriptor LinkCreate(FileDescriptor program, uint target, uint attachType, uint flags, ReadOnlySpan<byte> union, string what)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
         attr.Clear();
@@ -140,6 +156,7 @@ internal static unsafe class Bpf
         U32(attr, 4, target);
         U32(attr, 8, attachType);
         U32(attr, 12, flags);
+        union.CopyTo(attr[16..]);
         return new FileDescriptor(Call(BpfCommand.LinkCreate, attr, what));
     }
 

@@ -17,16 +17,18 @@ public sealed class LoadedProgram : IDisposable
     /// Loads <paramref name="program"/> with its maps' fds patched in. As libbpf does, the first try asks for no
     /// log (a log that does not fit fails even a valid load); on failure a second try fetches the verifier's reason.
     /// </summary>
-    public static LoadedProgram Load(EbpfProgram program, IReadOnlyDictionary<MapSpec, BpfMap> maps, uint expectedAttachType = 0)
+    /// <param name="offloadIfindex">For XDP offload: the device the program is translated for; 0 otherwise.</param>
+    public static LoadedProgram Load(EbpfProgram program, IReadOnlyDictionary<MapSpec, BpfMap> maps, uint offloadIfindex = 0)
     {
-        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value));
-        int fd = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, 0, null, out _, out var errno);
+        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value), program.Kfuncs.ToDictionary(k => k, Btf.FunctionId));
+        uint expectedAttachType = program.ExpectedAttachType;
+        int fd = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, offloadIfindex, 0, null, out _, out var errno);
         if (fd >= 0) return new LoadedProgram(new FileDescriptor(fd));
 
         var log = new byte[1 << 20];
         while (true)
         {
-            int retry = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, 1, log, out var trueSize, out var logErrno);
+            int retry = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, offloadIfindex, 1, log, out var trueSize, out var logErrno);
             if (retry >= 0)
             {
                 // Accepted with a log after a refusal without one: not expected, but a loaded program is a loaded program.
@@ -38,9 +40,21 @@ public sealed class LoadedProgram : IDisposable
                 continue;
             }
             var text = System.Text.Encoding.UTF8.GetString(log, 0, Math.Max(0, Array.IndexOf(log, (byte)0)));
+            if (offloadIfindex != 0 && errno is 22 or 95 && text.Trim().Length == 0)
+                throw new KernelException($"load program {program.Name} for offload", errno,
+                    "the interface's driver cannot run offloaded XDP programs: only SmartNICs with BPF offload (such as Netronome Agilio) can; use mode native or generic",
+                    "OffloadUnsupported");
             throw new VerifierException(program.Name, errno, text);
         }
     }
+
+    /// <summary>Opens a pinned program, or returns null when nothing is pinned at <paramref name="path"/>.</summary>
+    public static LoadedProgram? OpenPinned(string path) => Bpf.ObjGet(path) is { } fd ? new LoadedProgram(fd) : null;
+
+    /// <summary>Opens a loaded program by its kernel id (needs CAP_SYS_ADMIN).</summary>
+    public static LoadedProgram OpenById(uint id) => new(Bpf.ProgGetFdById(id));
+
+    public void Pin(string path) => Bpf.ObjPin(Fd, path);
 
     public ProgramInfo Info()
     {

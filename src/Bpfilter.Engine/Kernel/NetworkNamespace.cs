@@ -1,5 +1,4 @@
 using System.Runtime.ExceptionServices;
-using System.Text.RegularExpressions;
 using Bpfilter.Engine.Kernel.Native;
 
 namespace Bpfilter.Engine.Kernel;
@@ -9,7 +8,7 @@ namespace Bpfilter.Engine.Kernel;
 /// runs on a thread of its own that returns to its original namespace before it ends. Only the network namespace
 /// changes: the mount namespace (and so /sys/fs/bpf) stays the host's, unlike 'ip netns exec'.
 /// </summary>
-public static partial class NetworkNamespace
+public static class NetworkNamespace
 {
     public const string NamedDirectory = "/run/netns";
 
@@ -17,9 +16,8 @@ public static partial class NetworkNamespace
     public static string ResolvePath(string nameOrPath)
     {
         if (nameOrPath.StartsWith('/')) return nameOrPath;
-        if (!NamePattern().IsMatch(nameOrPath) || nameOrPath is "." or "..")
-            throw new BpfilterException("NamespaceNameInvalid", FailureCategory.InvalidArgument,
-                $"'{nameOrPath}' is not a network namespace name: use letters, digits, '.', '-' or '_', or an absolute path");
+        // Names are checked where they enter (Rules.Names.CheckNamespace); a '/' here would escape /run/netns.
+        if (nameOrPath.Contains('/') || nameOrPath is "." or "..") throw new ArgumentException($"'{nameOrPath}' is not a namespace name", nameof(nameOrPath));
         return Path.Combine(NamedDirectory, nameOrPath);
     }
 
@@ -85,7 +83,4 @@ public static partial class NetworkNamespace
     private static BpfilterException NotFound(string name, Exception? inner) =>
         new("NamespaceNotFound", FailureCategory.ObjectNotFound,
             $"network namespace '{name}' does not exist ({ResolvePath(name)} is missing; 'ip netns list' shows the named ones)", inner);
-
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}\\z")]
-    private static partial Regex NamePattern();
 }

@@ -37,6 +37,27 @@ public static partial class Names
                 $"'{name}' is not an interface name: Linux names have 1 to 15 characters and no '/', ':' or spaces", "interface");
     }
 
+    /// <summary>Network namespaces: a name as 'ip netns' makes them, or an absolute path to a namespace file.</summary>
+    public static void CheckNamespace(string nameOrPath)
+    {
+        bool ok = nameOrPath.StartsWith('/') ? !nameOrPath.Contains('\0') && !nameOrPath.Contains("/../") && !nameOrPath.EndsWith("/..")
+            : NamespacePattern().IsMatch(nameOrPath) && nameOrPath is not ("." or "..");
+        if (!ok)
+            throw new RulesetValidationException(
+                $"'{nameOrPath}' is not a network namespace: use a name from 'ip netns list' (letters, digits, '.', '-', '_') or an absolute path", "namespace");
+    }
+
+    /// <summary>cgroup v2 directories: absolute, or relative to the cgroup2 mount, without '..' segments.</summary>
+    public static void CheckCgroupPath(string path)
+    {
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (path.Length is 0 or > 4096 || path.Contains('\0') || segments.Any(s => s is "." or ".."))
+            throw new RulesetValidationException($"'{path}' is not a cgroup directory: give a path without '.' or '..' segments", "cgroup");
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}\\z")]
+    private static partial Regex NamespacePattern();
+
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,31}\\z")]
     private static partial Regex DeploymentPattern();
 

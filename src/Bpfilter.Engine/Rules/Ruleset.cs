@@ -12,11 +12,11 @@ public sealed record Ruleset
         {
             if (!seen.Add(chain.Name)) throw new RulesetValidationException($"ruleset '{name}' has two chains named '{chain.Name}'", "chains");
         }
-        var attachPoints = chains.GroupBy(c => (c.Hook, c.Interface)).FirstOrDefault(g => g.Count() > 1);
-        if (attachPoints is not null)
+        var clash = chains.GroupBy(c => (c.Hook, c.Interface, c.Cgroup, c.Priority, c.NetworkNamespace)).FirstOrDefault(g => g.Count() > 1);
+        if (clash is not null)
             throw new RulesetValidationException(
-                $"chains {string.Join(" and ", attachPoints.Select(c => $"'{c.Name}'"))} both attach at {attachPoints.Key.Hook} on {attachPoints.Key.Interface}; "
-                + "an interface has one XDP program: put their rules in one chain", "chains");
+                $"chains {string.Join(" and ", clash.Select(c => $"'{c.Name}'"))} both attach at {clash.First().AttachPoint}: "
+                + "put their rules in one chain", "chains");
         Name = name;
         Chains = chains.ToArray();
         SourcePath = sourcePath;

@@ -27,12 +27,23 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
     [ArgumentCompleter(typeof(DeploymentNameCompleter))]
     public string Name { get; set; } = "";
 
-    [Parameter(Mandatory = true, ParameterSetName = RuleSet)]
+    [Parameter(ParameterSetName = RuleSet)]
     [ArgumentCompleter(typeof(InterfaceCompleter))]
-    public string Interface { get; set; } = "";
+    public string? Interface { get; set; }
 
     [Parameter(ParameterSetName = RuleSet)]
+    [HookTransformation]
+    [ArgumentCompleter(typeof(HookCompleter))]
     public Hook Hook { get; set; } = Hook.Xdp;
+
+    [Parameter(ParameterSetName = RuleSet)]
+    public string? Cgroup { get; set; }
+
+    [Parameter(ParameterSetName = RuleSet)]
+    public int? Priority { get; set; }
+
+    [Parameter(ParameterSetName = RuleSet)]
+    public TcxOrder Order { get; set; } = TcxOrder.Last;
 
     [Parameter(ParameterSetName = RuleSet)]
     public Verdict Policy { get; set; } = Verdict.Accept;
@@ -59,7 +70,7 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
         Ruleset ruleset;
         try
         {
-            ruleset = new Ruleset(Name, [new Chain(Chain, Hook, Interface, Policy, _rules, Mode)]);
+            ruleset = new Ruleset(Name, [new Chain(Chain, Hook, Interface, Policy, _rules, Mode, Priority, Order, Cgroup)]);
         }
         catch (BpfilterException e)
         {
@@ -71,7 +82,7 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
 
     private void Publish(Ruleset ruleset)
     {
-        var where = string.Join(", ", ruleset.Chains.Select(c => $"{c.Hook.ToString().ToLowerInvariant()} on {c.Interface}"))
+        var where = string.Join(", ", ruleset.Chains.Select(c => c.AttachPoint))
             + (NetworkNamespace is null ? "" : $" in network namespace {NetworkNamespace}");
         if (!ShouldProcess($"deployment '{ruleset.Name}' ({where})", "Publish eBPF program")) return;
         try

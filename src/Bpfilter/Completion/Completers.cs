@@ -56,3 +56,9 @@ public sealed class InterfaceCompleter : WordCompleter
     protected override IEnumerable<string> Candidates() =>
         Directory.Exists("/sys/class/net") ? Directory.EnumerateFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>().Order() : [];
 }
+
+/// <summary>Hooks in their YAML spelling.</summary>
+public sealed class HookCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => HookNames.Names;
+}
