@@ -232,7 +232,7 @@ public sealed class RulesModelTests
     public void Ruleset_refuses_two_chains_on_the_same_hook_and_interface()
     {
         var e = Assert.Throws<RulesetValidationException>(() => new Ruleset("demo", [ChainOn("A", "eth0"), ChainOn("B", "eth0")]));
-        Assert.Contains("'A' and 'B' both attach at Xdp on eth0", e.Message);
+        Assert.Contains("'A' and 'B' both attach at xdp on eth0", e.Message);
     }
 
     [Fact]
