@@ -141,8 +141,28 @@ public static class Deployments
 
     private static Manifest ReadManifest(string name)
     {
-        if (!Rules.Names.IsDeploymentName(name)) throw NotFound(name);
-        return (BpfFs.IsMounted() ? ManifestStore.Read(name) : null) ?? throw NotFound(name);
+        if (!Rules.Names.IsDeploymentName(name) || !BpfFs.IsMounted()) throw NotFound(name);
+        FinishAbandonedPublish(name);
+        return ManifestStore.Read(name) ?? throw NotFound(name);
+    }
+
+    /// <summary>
+    /// A manifest-next pin with nobody holding the lock is the plan of a publisher that died: readers finish it
+    /// (when they may), so what they show is one whole generation, never a mixture.
+    /// </summary>
+    private static void FinishAbandonedPublish(string name)
+    {
+        if (!File.Exists(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin))) return;
+        try
+        {
+            Privileges.Require(Privileges.ForDeployment, "Finishing an abandoned publish");
+        }
+        catch (BpfilterException)
+        {
+            return; // a reader without the rights to change links sees the last committed generation
+        }
+        using var lockFile = FileLock.TryAcquire(DeploymentPaths.Lock(name));
+        if (lockFile is not null) Recovery.Complete(name, _ => { });
     }
 
     private static void DetachIfLink(string pin)

@@ -32,5 +32,18 @@ public sealed class FileLock : IDisposable
         return new FileLock(fd);
     }
 
+    /// <summary>The lock if nobody holds it now, else null (never waits).</summary>
+    public static FileLock? TryAcquire(string path)
+    {
+        try
+        {
+            return Acquire(path, TimeSpan.Zero);
+        }
+        catch (BpfilterException e) when (e.ErrorId == "DeploymentLocked")
+        {
+            return null;
+        }
+    }
+
     public void Dispose() => _fd.Dispose();
 }
