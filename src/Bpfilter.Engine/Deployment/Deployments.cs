@@ -142,17 +142,17 @@ public static class Deployments
     private static Manifest ReadManifest(string name)
     {
         if (!Rules.Names.IsDeploymentName(name) || !BpfFs.IsMounted()) throw NotFound(name);
-        FinishAbandonedPublish(name);
+        TidyIfIdle(name);
         return ManifestStore.Read(name) ?? throw NotFound(name);
     }
 
     /// <summary>
-    /// A manifest-next pin with nobody holding the lock is the plan of a publisher that died: readers finish it
-    /// (when they may), so what they show is one whole generation, never a mixture.
+    /// Pins a publisher left behind when it died (a manifest-next plan, or pins of a generation it never finished)
+    /// are only seen when nobody holds the lock: readers that may change links then finish or clear them, so what
+    /// they show is one whole generation, never a mixture.
     /// </summary>
-    private static void FinishAbandonedPublish(string name)
+    private static void TidyIfIdle(string name)
     {
-        if (!File.Exists(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin))) return;
         try
         {
             Privileges.Require(Privileges.ForDeployment, "Finishing an abandoned publish");

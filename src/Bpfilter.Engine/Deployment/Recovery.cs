@@ -5,10 +5,11 @@ using Bpfilter.Engine.Rules;
 namespace Bpfilter.Engine.Deployment;
 
 /// <summary>
-/// Finishes a publish whose process died. A manifest-next pin means the publisher had loaded and pinned every
-/// program of the new generation and then stopped somewhere while changing links. Every program it needs is
+/// Finishes or clears what a publisher that died left behind. A manifest-next pin means it had loaded and pinned
+/// every program of the new generation and then stopped somewhere while changing links. Every program it needs is
 /// pinned, so recovery rolls forward: each chain's links are made to run the new program (updated, or attached
-/// when missing), the manifest is renamed into place, and the old generation's pins are swept.
+/// when missing) and the manifest is renamed into place. Either way, pins that the manifest does not list
+/// (a generation that never got as far as its plan, or the one just replaced) are swept.
 /// Callers hold the deployment's lock.
 /// </summary>
 internal static class Recovery
@@ -24,9 +25,14 @@ internal static class Recovery
         {
             // Killed while writing the plan itself: nothing was changed after it, so it is dropped.
             File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin));
+            Publisher.Sweep(name, ManifestStore.Read(name));
             return;
         }
-        if (next is null) return;
+        if (next is null)
+        {
+            Publisher.Sweep(name, ManifestStore.Read(name));
+            return;
+        }
         progress($"finishing the publish of generation {next.Generation}, which an earlier process left half done");
         try
         {
