@@ -9,6 +9,7 @@
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('Bpfilter.Format.ps1xml')
+    NestedModules        = @('Bpfilter.Testing.psm1')
     CmdletsToExport      = @(
         'Import-BpfRuleset'
         'New-BpfRule'
@@ -18,6 +19,7 @@
         'Unpublish-BpfProgram'
         'Get-BpfProgram'
         'Show-BpfProgram'
+        'Test-BpfPacket'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -53,7 +53,7 @@ function Invoke-Build {
     if (Test-Path $ModuleDir) { Remove-Item $ModuleDir -Recurse -Force }
     New-Item -ItemType Directory -Path $ModuleDir | Out-Null
     Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'Bpfilter.Format.ps1xml') $ModuleDir
-    Copy-Item Bpfilter.psd1 $ModuleDir
+    Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1 $ModuleDir
     Copy-Item en-US $ModuleDir -Recurse
     Write-Host "Module assembled in $ModuleDir"
 }

@@ -1,0 +1,132 @@
+using System.Buffers.Binary;
+using System.Text.RegularExpressions;
+using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Ebpf;
+using Bpfilter.Engine.Ebpf.Interpreter;
+using Bpfilter.Engine.Rules;
+
+namespace Bpfilter.Engine.Simulation;
+
+/// <summary>One interpreter run of a chain: the decision, the rules tried, and what the interpreter did.</summary>
+public sealed record SimulatedRun(PacketDecision Decision, IReadOnlyList<int> EvaluatedPositions, ExecutionResult Execution);
+
+/// <summary>
+/// A chain compiled once with <see cref="ChainCompiler"/> and run in the interpreter on in-memory maps, as the kernel
+/// would run it: the decision comes from the counter slot the run added to (the deployment's own record), the rules
+/// tried from the instruction regions the run passed through. Counters accumulate over runs, as in the kernel.
+/// </summary>
+public sealed partial class ChainSimulator
+{
+    private readonly string?[] _regionOf;
+    private readonly int?[] _ruleOf;
+
+    public ChainSimulator(Chain chain, InterpreterOptions? options = null)
+        : this(ChainCompiler.Compile(chain), options)
+    {
+    }
+
+    public ChainSimulator(CompiledChain compiled, InterpreterOptions? options = null)
+    {
+        Compiled = compiled;
+        Maps = InMemoryMap.CreateAll(compiled.Program);
+        Interpreter = new EbpfInterpreter(compiled.Program, Maps, (options ?? new InterpreterOptions()) with { RecordPath = true });
+        Layer = LayerOf(compiled.Chain.Hook);
+        int count = compiled.Program.Instructions.Count;
+        _regionOf = new string?[count];
+        _ruleOf = new int?[count];
+        foreach (var region in compiled.Program.Regions)
+        {
+            var rule = RuleRegion().Match(region.Label);
+            for (int i = Math.Max(0, region.Start); i < Math.Min(count, region.End); i++)
+            {
+                _regionOf[i] = region.Label;
+                _ruleOf[i] = rule.Success ? int.Parse(rule.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+            }
+        }
+    }
+
+    public Chain Chain => Compiled.Chain;
+    public CompiledChain Compiled { get; }
+    public EbpfInterpreter Interpreter { get; }
+    public IReadOnlyDictionary<MapSpec, InMemoryMap> Maps { get; }
+    public InMemoryMap Counters => Maps[Compiled.Counters];
+
+    /// <summary>What the chain's program sees of a packet.</summary>
+    public PacketLayer Layer { get; }
+
+    public static PacketLayer LayerOf(Hook hook) =>
+        hook is Hook.Xdp or Hook.TcIngress or Hook.TcEgress ? PacketLayer.Ethernet : PacketLayer.Network;
+
+    /// <summary>Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>).</summary>
+    public SimulatedRun Run(ReadOnlySpan<byte> packet)
+    {
+        var before = CounterTotals();
+        var execution = Interpreter.Run(packet, ContextValues(packet));
+        var after = CounterTotals();
+        var decision = Decide(Compiled, before, after, (int)execution.ReturnCode);
+        var evaluated = new List<int>();
+        foreach (var pc in execution.Path)
+        {
+            if (_ruleOf[pc] is int rule && (evaluated.Count == 0 || evaluated[^1] != rule)) evaluated.Add(rule);
+        }
+        return new SimulatedRun(decision, evaluated, execution);
+    }
+
+    /// <summary>The name the results give the rule at 1-based <paramref name="position"/>.</summary>
+    public string RuleName(int position) => Chain.Rules[position - 1].Name ?? $"#{position}";
+
+    /// <summary>The label of the instruction region that holds instruction <paramref name="index"/> ("prologue", "rule 2 no-telnet", ...).</summary>
+    public string? RegionOf(int index) => index >= 0 && index < _regionOf.Length ? _regionOf[index] : null;
+
+    /// <summary>Packets and bytes per counter slot, summed over CPUs.</summary>
+    public (ulong Packets, ulong Bytes)[] CounterTotals() => CounterTotals(Counters.LookupPerCpu, Compiled.Layout.SlotCount);
+
+    internal static (ulong Packets, ulong Bytes)[] CounterTotals(Func<uint, byte[][]> read, int slots)
+    {
+        var totals = new (ulong, ulong)[slots];
+        for (int slot = 0; slot < slots; slot++)
+        {
+            ulong packets = 0, bytes = 0;
+            foreach (var cpu in read((uint)slot))
+            {
+                packets += BinaryPrimitives.ReadUInt64LittleEndian(cpu);
+                bytes += BinaryPrimitives.ReadUInt64LittleEndian(cpu.AsSpan(8));
+            }
+            totals[slot] = (packets, bytes);
+        }
+        return totals;
+    }
+
+    /// <summary>The decision from the one slot whose packet count grew, and the return code.</summary>
+    internal static PacketDecision Decide(CompiledChain compiled, (ulong Packets, ulong Bytes)[] before, (ulong Packets, ulong Bytes)[] after, int returnCode)
+    {
+        var changed = Enumerable.Range(0, before.Length).Where(s => after[s].Packets != before[s].Packets).ToList();
+        if (changed.Count != 1)
+            throw new BpfilterException("SimulationInconclusive", FailureCategory.InvalidOperation,
+                $"chain {compiled.Chain.Name}: the program counted the packet in {changed.Count} slots, not one, so what decided it is unknown");
+        int slot = changed[0];
+        var layout = compiled.Layout;
+        var chain = compiled.Chain;
+        var hook = HookFlavour.For(chain.Hook);
+        Verdict? verdict = returnCode == hook.ReturnCode(Verdict.Drop) ? Verdict.Drop
+            : returnCode == hook.ReturnCode(Verdict.Accept) ? Verdict.Accept : null;
+        ulong bytes = after[slot].Bytes - before[slot].Bytes;
+        if (slot < layout.RuleCount)
+            return new PacketDecision(verdict, chain.Rules[slot].Name ?? $"#{slot + 1}", slot + 1, Decider.Rule, returnCode, bytes);
+        var decider = slot == layout.PolicySlot ? Decider.Policy : slot == layout.NotIpv4Slot ? Decider.NotIpv4 : Decider.Malformed;
+        return new PacketDecision(verdict, "", null, decider, returnCode, bytes);
+    }
+
+    /// <summary>Scalar context fields the kernel would fill: for socket buffers, the protocol (__be16 as the u32 reads it).</summary>
+    private IReadOnlyDictionary<string, ulong>? ContextValues(ReadOnlySpan<byte> packet)
+    {
+        if (Interpreter.Context != ContextLayout.SkBuff) return null;
+        ushort etherType = 0;
+        if (Layer == PacketLayer.Ethernet && packet.Length >= 14) etherType = BinaryPrimitives.ReadUInt16BigEndian(packet[12..]);
+        else if (Layer == PacketLayer.Network && packet.Length >= 1) etherType = (packet[0] >> 4) switch { 4 => 0x0800, 6 => 0x86dd, _ => 0 };
+        return new Dictionary<string, ulong> { ["protocol"] = BinaryPrimitives.ReverseEndianness(etherType) };
+    }
+
+    [GeneratedRegex(@"^rule (\d+)(?: |$)")]
+    private static partial Regex RuleRegion();
+}

@@ -1,0 +1,106 @@
+using System.Management.Automation;
+using Bpfilter.Completion;
+using Bpfilter.Engine;
+using Bpfilter.Engine.Rules;
+using Bpfilter.Engine.Simulation;
+
+namespace Bpfilter.Commands;
+
+/// <summary>
+/// Runs one packet, built from header fields or given as bytes, through a ruleset's compiled program in the eBPF
+/// interpreter (no kernel, no privileges) and says what decided it; with -Kernel, through BPF_PROG_TEST_RUN as well.
+/// </summary>
+[Cmdlet(VerbsDiagnostic.Test, "BpfPacket", DefaultParameterSetName = FieldsSet)]
+[OutputType(typeof(PacketTestResult))]
+public sealed class TestBpfPacketCommand : PSCmdlet
+{
+    private const string FieldsSet = "Fields", BytesSet = "Bytes";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true)]
+    public Ruleset? Ruleset { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Chain { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(HookCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? Hook { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateNotNullOrEmpty]
+    public string Source { get; set; } = PacketFields.DefaultSource;
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateNotNullOrEmpty]
+    public string Destination { get; set; } = PacketFields.DefaultDestination;
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ArgumentCompleter(typeof(ProtocolCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Protocol { get; set; } = "tcp";
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 65535)]
+    public int? SourcePort { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 65535)]
+    public int? DestinationPort { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(1, 65535 + 14)]
+    public int? Length { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 8191)]
+    public int FragmentOffset { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 65535)]
+    public int? EtherType { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = BytesSet)]
+    [Alias("Bytes", "Frame")]
+    public byte[] Packet { get; set; } = [];
+
+    [Parameter]
+    public SwitchParameter Kernel { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        try
+        {
+            Hook? hook = null;
+            if (Hook is not null)
+            {
+                if (!HookNames.TryParse(Hook, out var parsed))
+                    throw new BpfilterException("HookUnknown", FailureCategory.InvalidArgument,
+                        $"'{Hook}' is not a hook: use {string.Join(", ", HookNames.Names)}");
+                hook = parsed;
+            }
+            var chain = Simulator.SelectChain(Ruleset!, Chain, hook);
+            var result = ParameterSetName == BytesSet
+                ? Simulator.Test(Ruleset!, chain, Packet, Kernel)
+                : Simulator.Test(Ruleset!, chain, Fields(), Kernel);
+            WriteObject(result);
+        }
+        catch (BpfilterException e)
+        {
+            WriteError(ErrorRecords.From(e, Ruleset));
+        }
+    }
+
+    private PacketFields Fields() => new()
+    {
+        Source = Source,
+        Destination = Destination,
+        Protocol = IpProtocol.Parse(Protocol),
+        SourcePort = (ushort?)SourcePort,
+        DestinationPort = (ushort?)DestinationPort,
+        Length = Length,
+        FragmentOffset = (ushort)FragmentOffset,
+        EtherType = (ushort?)EtherType,
+    };
+}
