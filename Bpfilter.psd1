@@ -5,7 +5,7 @@
     Author               = 'Bpfilter contributors'
     CompanyName          = 'Bpfilter'
     Copyright            = '(c) Bpfilter contributors. MIT License.'
-    Description          = 'Turns firewall rulesets (YAML or rule objects) into eBPF programs and deploys them on Linux: XDP today, with per-rule counters in pinned BPF maps.'
+    Description          = 'Turns firewall rulesets (YAML or rule objects) into eBPF programs and deploys them on Linux at XDP, TC, netfilter and cgroup hooks, with atomic updates, per-rule counters in pinned BPF maps, and a simulator to test rulesets without a kernel.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('Bpfilter.Format.ps1xml')

@@ -108,6 +108,42 @@ public sealed class KernelHookTests : IDisposable
         Assert.Equal(5UL, DroppedCount());
     }
 
+    [Theory]
+    [InlineData(TcxOrder.First, 5UL)]
+    [InlineData(TcxOrder.Last, 0UL)]
+    public void A_tc_chain_placed_first_sees_packets_that_a_later_program_drops(TcxOrder order, ulong seenByWatcher)
+    {
+        using var sandbox = new Sandbox();
+        var watcher = $"bpft-w{sandbox.Id}";
+        try
+        {
+            Publish(new Chain("INPUT", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, DropUdp9999), sandbox.Receiver);
+            var count = new Rule("see-9999", new Match(protocol: IpProtocol.Udp, destinationPort: 9999), Verdict.Accept);
+            Publisher.Publish(new Ruleset(watcher, [new Chain("WATCH", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, [count], order: order)]),
+                new PublishOptions(sandbox.Receiver));
+            sandbox.SendUdp(9999, 5);
+            // Accept is TCX_NEXT, so a watcher placed first counts and passes on; placed last, it never sees what the other dropped.
+            Assert.Equal(seenByWatcher, Deployments.Counters(watcher).Single(c => c.Rule == "see-9999").Packets);
+            Assert.Equal(5UL, DroppedCount());
+        }
+        finally
+        {
+            if (Deployments.Names().Contains(watcher)) Deployments.Unpublish(watcher);
+        }
+    }
+
+    [Fact]
+    public void A_namespace_can_be_given_by_path()
+    {
+        using var sandbox = new Sandbox();
+        using var dropped = sandbox.BindUdp(9999);
+        var deployed = Publish(new Chain("INPUT", Hook.NfInput, null, Verdict.Accept, DropUdp9999), $"/run/netns/{sandbox.Receiver}");
+        Assert.Equal($"/run/netns/{sandbox.Receiver}", deployed.Chains.Single().NetworkNamespace);
+        sandbox.SendUdp(9999, 2);
+        Assert.Equal(0, Sandbox.Drain(dropped));
+        Assert.Equal(2UL, DroppedCount());
+    }
+
     [Fact]
     public void Republishing_a_netfilter_chain_moves_to_the_spare_priority_and_back()
     {

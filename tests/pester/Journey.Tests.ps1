@@ -73,8 +73,14 @@ Describe 'Publishing a YAML ruleset' {
         Send-Udp -Port 9999 -Count 5
         Send-Udp -Port 8888 -Count 3
         Push-Location $repo
-        try { $json = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$module'; Get-BpfCounter -Name $name | ConvertTo-Json" }
+        try {
+            $json = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$module'; Get-BpfCounter -Name $name | ConvertTo-Json"
+            $program = & dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$module'; Get-BpfProgram -Name $name | ConvertTo-Json" | ConvertFrom-Json
+        }
         finally { Pop-Location }
+        $program.ProgramId | Should -Be (Get-BpfChain -Name $name).ProgramId
+        $program.Instructions | Should -BeGreaterThan 40
+        $program.State | Should -Be 0   # Attached
         $rows = $json | ConvertFrom-Json
         $rule = $rows | Where-Object Rule -EQ 'drop-udp-9999'
         $rule.Packets | Should -Be 5

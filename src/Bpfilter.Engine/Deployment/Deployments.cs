@@ -153,6 +153,7 @@ public static class Deployments
     /// </summary>
     private static void TidyIfIdle(string name)
     {
+        if (!Directory.Exists(DeploymentPaths.Directory(name))) return;
         try
         {
             Privileges.Require(Privileges.ForDeployment, "Finishing an abandoned publish");
