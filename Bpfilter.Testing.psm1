@@ -49,8 +49,9 @@ function Test-BpfVerdictOperator($ActualValue, [switch] $Negate, $ExpectedValue,
         $got = if ($null -eq $ActualValue) { '$null' } else { "[$($ActualValue.GetType().FullName)] $ActualValue" }
         return & $fail "Expected a Test-BpfPacket result,$because but got $got."
     }
-    $expected = $null
-    if (-not [Enum]::TryParse([Bpfilter.Engine.Rules.Verdict], "$ExpectedValue", $true, [ref] $expected)) {
+    # By name: the engine's types live in Bpfilter's own load context, where bare type literals do not look.
+    $expected = @('Accept', 'Drop') | Where-Object { $_ -eq "$ExpectedValue" }
+    if (-not $expected) {
         return & $fail "'$ExpectedValue' is not a verdict: use Accept or Drop."
     }
 

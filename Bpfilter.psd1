@@ -9,7 +9,8 @@
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('Bpfilter.Format.ps1xml')
-    NestedModules        = @('Bpfilter.Testing.psm1')
+    # The loader comes first: it must be in place before PowerShell reads Bpfilter.dll's cmdlets.
+    NestedModules        = @('Bpfilter.Loader.dll', 'Bpfilter.Testing.psm1')
     CmdletsToExport      = @(
         'Import-BpfRuleset'
         'New-BpfRule'
@@ -26,8 +27,9 @@
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('firewall', 'ebpf', 'xdp', 'linux', 'PSEdition_Core')
-            LicenseUri = 'https://opensource.org/licenses/MIT'
+            Tags         = @('firewall', 'ebpf', 'xdp', 'linux', 'PSEdition_Core')
+            LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ReleaseNotes = '0.1.0: YAML rulesets and rule objects compiled to eBPF; XDP (native, generic, offload), TCX, netfilter and cgroup hooks; atomic republish with crash recovery; per-rule counters; Show-BpfProgram; Test-BpfPacket with an eBPF interpreter.'
         }
     }
 }

@@ -6,6 +6,7 @@
     Build  assembles the module folder under out/Bpfilter.
     Test   builds, then runs every xunit and Pester test and ends with one line "N passed, N failed".
     Demo   builds, then publishes samples/demo.yaml in a sandbox of two network namespaces and shows its counters.
+    Package builds, then writes the module as a versioned .nupkg into out/packages (Compress-PSResource).
     Clean  removes build output.
     Test and Demo need root (they load eBPF programs and create namespaces); both install what they need.
 .EXAMPLE
@@ -14,7 +15,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -48,11 +49,18 @@ function Assert-Root([string] $What) {
 }
 
 function Invoke-Build {
-    Invoke-Native dotnet @('build', 'src/Bpfilter/Bpfilter.csproj', '-c', $Configuration, '--nologo', '-v', 'q', '-clp:NoSummary')
+    foreach ($project in 'Bpfilter.Loader', 'Bpfilter') {
+        Invoke-Native dotnet @('build', "src/$project/$project.csproj", '-c', $Configuration, '--nologo', '-v', 'q', '-clp:NoSummary')
+    }
     $bin = Join-Path $PSScriptRoot "src/Bpfilter/bin/$Configuration/net8.0"
     if (Test-Path $ModuleDir) { Remove-Item $ModuleDir -Recurse -Force }
     New-Item -ItemType Directory -Path $ModuleDir | Out-Null
-    Copy-Item (Join-Path $bin '*.dll'), (Join-Path $bin 'Bpfilter.Format.ps1xml') $ModuleDir
+    # Only Bpfilter.dll and its loader sit beside the manifest; the engine and YamlDotNet load from Dependencies/ into a
+    # context of their own (see src/Bpfilter.Loader/DependencyIsolation.cs), so other modules' versions never clash with ours.
+    $dependencies = New-Item -ItemType Directory -Path (Join-Path $ModuleDir 'Dependencies')
+    Copy-Item (Join-Path $bin 'Bpfilter.dll'), (Join-Path $bin 'Bpfilter.Format.ps1xml') $ModuleDir
+    Copy-Item (Join-Path $PSScriptRoot "src/Bpfilter.Loader/bin/$Configuration/net8.0/Bpfilter.Loader.dll") $ModuleDir
+    Get-ChildItem $bin -Filter *.dll | Where-Object Name -NE 'Bpfilter.dll' | Copy-Item -Destination $dependencies
     Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1 $ModuleDir
     Copy-Item en-US $ModuleDir -Recurse
     Write-Host "Module assembled in $ModuleDir"
@@ -102,6 +110,16 @@ Import-Module '$pester'
     if ($failed -gt 0) { exit 1 }
 }
 
+function Invoke-Package {
+    Invoke-Build
+    $packages = Join-Path $PSScriptRoot 'out/packages'
+    New-Item -ItemType Directory -Path $packages -Force | Out-Null
+    Compress-PSResource -Path $ModuleDir -DestinationPath $packages
+    $version = (Import-PowerShellDataFile (Join-Path $ModuleDir 'Bpfilter.psd1')).ModuleVersion
+    $package = Get-Item (Join-Path $packages "Bpfilter.$version.nupkg")
+    Write-Host ('Package: {0} ({1:N0} bytes)' -f $package.FullName, $package.Length)
+}
+
 function Invoke-Demo {
     Assert-Root 'The demo'
     Install-Prerequisites
@@ -113,5 +131,6 @@ switch ($Task) {
     'Build' { Invoke-Build }
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
+    'Package' { Invoke-Package }
     'Clean' { Remove-Item out, src/*/bin, src/*/obj, tests/*/bin, tests/*/obj -Recurse -Force -ErrorAction Ignore }
 }
