@@ -7,6 +7,8 @@
     Test   builds, then runs every xunit and Pester test and ends with one line "N passed, N failed".
     Demo   builds, then publishes samples/demo.yaml in a sandbox of two network namespaces and shows its counters.
     Package builds, then writes the module as a versioned .nupkg into out/packages (Compress-PSResource).
+    Bench  builds, then measures (not part of Test): Import-Module time in fresh processes, per-packet program cost
+           by BPF_PROG_TEST_RUN against the rule count, and publish time; writes out/bench/<time>/ (CSV, Markdown, machine).
     Clean  removes build output.
     Test and Demo need root (they load eBPF programs and create namespaces); both install what they need.
 .EXAMPLE
@@ -15,7 +17,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Bench', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -120,6 +122,39 @@ function Invoke-Package {
     Write-Host ('Package: {0} ({1:N0} bytes)' -f $package.FullName, $package.Length)
 }
 
+function Invoke-Bench {
+    Assert-Root 'The benchmark'
+    Install-Prerequisites
+    Invoke-Build
+    Invoke-Native dotnet @('build', 'tests/Bpfilter.Bench', '-c', 'Release', '--nologo', '-v', 'q', '-clp:NoSummary')
+    $dir = Join-Path $PSScriptRoot ('out/bench/' + (Get-Date -Format 'yyyyMMdd-HHmmss'))
+    New-Item -ItemType Directory -Path $dir | Out-Null
+
+    # Import time: a fresh pwsh each time, timing only Import-Module (a warm-up run first fills the file cache).
+    $manifest = Join-Path $ModuleDir 'Bpfilter.psd1'
+    $times = foreach ($i in 0..10) {
+        $ms = & dotnet pwsh -NoProfile -NonInteractive -Command "[int](Measure-Command { Import-Module '$manifest' }).TotalMilliseconds"
+        if ($i -gt 0) { [int]$ms }
+    }
+    $sorted = $times | Sort-Object
+    $rows = @("import,module,0,$($sorted[[int]($sorted.Count / 2)]),$($sorted[0]),$($sorted[-1]),ms")
+    $rows += & dotnet (Join-Path $PSScriptRoot 'tests/Bpfilter.Bench/bin/Release/net10.0/Bpfilter.Bench.dll') | Select-Object -Skip 1
+    if ($LASTEXITCODE -ne 0) { throw "the benchmark harness failed with exit code $LASTEXITCODE" }
+    $csv = @('benchmark,hook,rules,median,min,max,unit') + $rows
+    $csv | Set-Content (Join-Path $dir 'results.csv')
+
+    $table = @('| benchmark | hook | rules | median | min | max | unit |', '|---|---|---:|---:|---:|---:|---|')
+    $table += $csv | Select-Object -Skip 1 | ForEach-Object { '| ' + ($_ -replace ',', ' | ') + ' |' }
+    $table | Set-Content (Join-Path $dir 'results.md')
+    @(
+        "kernel: $(uname -r)", "cpus: $(nproc) ($((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', ''))",
+        "memory: $((Get-Content /proc/meminfo -TotalCount 1) -replace '\s+', ' ')", "dotnet: $(dotnet --version)", "pwsh: $($PSVersionTable.PSVersion)",
+        "measured: $(Get-Date -Format o)"
+    ) | Set-Content (Join-Path $dir 'machine.md')
+    $table | Write-Host
+    Write-Host "Results in $dir"
+}
+
 function Invoke-Demo {
     Assert-Root 'The demo'
     Install-Prerequisites
@@ -132,5 +167,6 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' { Invoke-Demo }
     'Package' { Invoke-Package }
+    'Bench' { Invoke-Bench }
     'Clean' { Remove-Item out, src/*/bin, src/*/obj, tests/*/bin, tests/*/obj -Recurse -Force -ErrorAction Ignore }
 }

@@ -144,7 +144,7 @@ public sealed class AssemblerTests
     }
 
     [Fact]
-    public void Jump_beyond_16_bit_reach_throws()
+    public void Goto_beyond_16_bit_reach_becomes_gotol_and_a_conditional_one_throws()
     {
         var asm = new Assembler();
         var far = asm.NewLabel("far");
@@ -152,7 +152,16 @@ public sealed class AssemblerTests
         for (int i = 0; i < short.MaxValue + 1; i++) asm.Mov(Register.R0, 1);
         asm.Mark(far);
         asm.Exit();
-        Assert.Throws<InvalidOperationException>(() => asm.Assemble("t", ProgramType.Xdp));
+        var gotol = asm.Assemble("t", ProgramType.Xdp).Instructions[0];
+        Assert.Equal(((byte)0x06, (short)0, short.MaxValue + 1), (gotol.Opcode, gotol.Offset, gotol.Immediate)); // JMP32 | JA, offset in imm
+
+        var conditional = new Assembler();
+        var target = conditional.NewLabel("far");
+        conditional.Jump(JumpOp.Jeq, Register.R1, 0, target);
+        for (int i = 0; i < short.MaxValue + 1; i++) conditional.Mov(Register.R0, 1);
+        conditional.Mark(target);
+        conditional.Exit();
+        Assert.Throws<InvalidOperationException>(() => conditional.Assemble("t", ProgramType.Xdp));
     }
 
     [Fact]

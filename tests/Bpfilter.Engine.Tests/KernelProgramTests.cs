@@ -139,6 +139,18 @@ public sealed class KernelProgramTests
     }
 
     [Fact]
+    public void Two_thousand_three_field_rules_pass_the_verifier_and_the_last_one_decides()
+    {
+        // Compares that refined the field registers made the verifier's work explode at a thousand rules.
+        var rules = Enumerable.Range(0, 2000).Select(i => Drop($"r{i}",
+            new Match(source: Ipv4Prefix.Parse($"10.{i >> 8}.{i & 0xff}.9"), protocol: IpProtocol.Udp, destinationPort: (ushort)(20000 + i)))).ToArray();
+        using var p = new Loaded(rules);
+        Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.7.207.9", "10.0.0.2", 17, 1, 21999)));
+        Assert.Equal(XdpPass, p.Program.TestRun(Frames.Ipv4("10.7.207.9", "10.0.0.2", 17, 1, 21998)));
+        Assert.Equal(1UL, p.Packets(1999));
+    }
+
+    [Fact]
     public void A_verifier_rejection_carries_the_verifiers_reason()
     {
         var asm = new Assembler();

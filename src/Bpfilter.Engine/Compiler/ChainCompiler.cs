@@ -25,9 +25,20 @@ public static class ChainCompiler
 
         asm.BeginRegion("prologue");
         hook.EmitParse(asm, notIpv4, malformed);
+        var rules = asm.NewLabel("rules");
+        asm.Jump(rules);
+
+        // The parser's exits sit right after it, within reach of its 16-bit conditional jumps however long the chain.
+        asm.BeginRegion("not ipv4");
+        asm.Mark(notIpv4);
+        EmitDecision(asm, layout.NotIpv4Slot, hook.ReturnCode(Verdict.Accept), count);
+        asm.BeginRegion("malformed");
+        asm.Mark(malformed);
+        EmitDecision(asm, layout.MalformedSlot, hook.ReturnCode(Verdict.Drop), count);
 
         // The verifier refuses unreachable code: after a rule that matches everything, nothing more is emitted
         // (later rules keep their counter slots, which stay at zero).
+        asm.Mark(rules);
         bool decided = false;
         for (int i = 0; i < chain.Rules.Count && !decided; i++)
         {
@@ -45,12 +56,6 @@ public static class ChainCompiler
             asm.BeginRegion("policy");
             EmitDecision(asm, layout.PolicySlot, hook.ReturnCode(chain.Policy), count);
         }
-        asm.BeginRegion("not ipv4");
-        asm.Mark(notIpv4);
-        EmitDecision(asm, layout.NotIpv4Slot, hook.ReturnCode(Verdict.Accept), count);
-        asm.BeginRegion("malformed");
-        asm.Mark(malformed);
-        EmitDecision(asm, layout.MalformedSlot, hook.ReturnCode(Verdict.Drop), count);
 
         asm.BeginRegion("epilogue");
         asm.Mark(count);

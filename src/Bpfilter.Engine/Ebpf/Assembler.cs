@@ -122,9 +122,12 @@ public sealed class Assembler
         {
             if (target.Position < 0) throw new InvalidOperationException($"label '{target.Name}' is never placed");
             int offset = target.Position - (index + 1);
-            if (offset is < short.MinValue or > short.MaxValue)
-                throw new InvalidOperationException($"jump from {index} to '{target.Name}' spans {offset} instructions, more than a jump can reach");
-            resolved[index] = resolved[index] with { Offset = (short)offset };
+            if (offset is >= short.MinValue and <= short.MaxValue)
+                resolved[index] = resolved[index] with { Offset = (short)offset };
+            else if (resolved[index].Opcode == (byte)((byte)OpClass.Jmp | (byte)JumpOp.Ja))
+                resolved[index] = resolved[index] with { Opcode = (byte)((byte)OpClass.Jmp32 | (byte)JumpOp.Ja), Immediate = offset }; // gotol: a 32-bit offset (Linux 6.4+)
+            else
+                throw new InvalidOperationException($"conditional jump from {index} to '{target.Name}' spans {offset} instructions, more than its 16-bit offset reaches");
         }
         return new EbpfProgram(name, type, expectedAttachType, resolved, _mapReferences.ToArray(), _kfuncReferences.ToArray(), _regions.ToArray());
     }

@@ -16,7 +16,7 @@ internal static class Ipv4AddressMatcher
         uint network = BinaryPrimitives.ReverseEndianness(prefix.Address);
         if (prefix.Length == 32)
         {
-            asm.Jump32(JumpOp.Jne, field, network, noMatch);
+            FieldCompare.JumpIfNotEqual(asm, field, network, noMatch);
             return;
         }
         asm.Mov32(Registers.Scratch, field);

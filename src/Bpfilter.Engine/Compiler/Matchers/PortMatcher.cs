@@ -7,5 +7,5 @@ namespace Bpfilter.Engine.Compiler.Matchers;
 internal static class PortMatcher
 {
     public static void Emit(Assembler asm, Register field, ushort port, Label noMatch) =>
-        asm.Jump(JumpOp.Jne, field, BinaryPrimitives.ReverseEndianness(port), noMatch);
+        FieldCompare.JumpIfNotEqual(asm, field, BinaryPrimitives.ReverseEndianness(port), noMatch);
 }

@@ -7,5 +7,5 @@ namespace Bpfilter.Engine.Compiler.Matchers;
 internal static class ProtocolMatcher
 {
     public static void Emit(Assembler asm, IpProtocol protocol, Label noMatch) =>
-        asm.Jump(JumpOp.Jne, Registers.Protocol, protocol.Number, noMatch);
+        FieldCompare.JumpIfNotEqual(asm, Registers.Protocol, protocol.Number, noMatch);
 }
