@@ -1,0 +1,86 @@
+# Every example in README.md runs: its PowerShell blocks and its YAML, as a reader would paste them, with the
+# demo's names (bpfd-rx, bpfd1, demo, quick) swapped for a sandbox and deployments of this test's own.
+
+BeforeAll {
+    $module = if ($env:BPFILTER_MODULE) { $env:BPFILTER_MODULE } else { Join-Path $PSScriptRoot '../../out/Bpfilter/Bpfilter.psd1' }
+    Import-Module $module -Force
+    $script:module = (Resolve-Path $module).Path
+    $script:repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+    $readme = Get-Content (Join-Path $repo 'README.md') -Raw
+    $script:blocks = [regex]::Matches($readme, '(?ms)^```(\w+)\r?\n(.*?)^```') | ForEach-Object { [pscustomobject]@{ Language = $_.Groups[1].Value; Text = $_.Groups[2].Value } }
+
+    $id = [guid]::NewGuid().ToString('N').Substring(0, 6)
+    $script:tx = "bpft-$id-tx"; $script:rx = "bpft-$id-rx"; $script:txIf = "bpft${id}0"; $script:rxIf = "bpft${id}1"
+    $script:names = @{ demo = "bpft-r$id"; quick = "bpft-q$id" }
+    function ip { & /usr/bin/env ip @args; if ($LASTEXITCODE -ne 0) { throw "ip $args failed" } }
+    ip netns add $tx
+    ip netns add $rx
+    ip link add $txIf netns $tx type veth peer name $rxIf netns $rx
+    ip -n $tx link set $txIf up
+    ip -n $rx link set $rxIf up
+
+    # The demo ruleset with this sandbox's interface and name, where the README's examples read it.
+    $script:demoYaml = Join-Path $TestDrive 'demo.yaml'
+    function ConvertTo-Sandbox([string] $Text) {
+        $Text -replace 'bpfd-rx', $rx -replace 'bpfd1', $rxIf -replace '(?<=name: |-Name )demo\b', $names.demo -replace '(?<=-Name )quick\b', $names.quick `
+            -replace '\./samples/demo\.yaml', $demoYaml -replace '\./out/Bpfilter/Bpfilter\.psd1', $module
+    }
+    ConvertTo-Sandbox (Get-Content (Join-Path $repo 'samples/demo.yaml') -Raw) | Set-Content $demoYaml
+}
+
+AfterAll {
+    foreach ($n in $names.Values) { if (Test-Path "/sys/fs/bpf/bpfilter/$n") { Unpublish-BpfProgram -Name $n -ErrorAction Continue } }
+    foreach ($ns in $tx, $rx) { if (Test-Path "/run/netns/$ns") { & ip netns delete $ns } }
+}
+
+Describe 'README examples' {
+    It 'has the examples this test knows how to run' {
+        ($blocks | Where-Object Language -EQ 'powershell').Count | Should -Be 2
+        ($blocks | Where-Object Language -EQ 'yaml').Count | Should -Be 1
+    }
+
+    It 'runs the opening example: import, list, publish, counters, unpublish, publish rule objects' {
+        $script = ConvertTo-Sandbox ($blocks | Where-Object Language -EQ 'powershell' | Select-Object -First 1).Text
+        $output = & ([scriptblock]::Create($script))
+        $output | Where-Object { $_ -is [Bpfilter.Engine.Deployment.CounterRow, Bpfilter.Engine] } | Should -Not -BeNullOrEmpty
+        (Get-BpfChain -Name $names.quick).Chain | Should -Be 'INPUT'
+        "/sys/fs/bpf/bpfilter/$($names.demo)" | Should -Not -Exist
+        Unpublish-BpfProgram -Name $names.quick
+    }
+
+    It 'shows a ruleset that reads as the demo ruleset' {
+        $yaml = ConvertTo-Sandbox ($blocks | Where-Object Language -EQ 'yaml').Text
+        Set-Content "$TestDrive/readme.yaml" $yaml
+        $fromReadme = Import-BpfRuleset "$TestDrive/readme.yaml"
+        $demo = Import-BpfRuleset $demoYaml
+        ($fromReadme.Chains[0].Rules | ForEach-Object ToString) | Should -Be ($demo.Chains[0].Rules | ForEach-Object ToString)
+        $fromReadme.Chains[0].Policy | Should -Be $demo.Chains[0].Policy
+    }
+
+    It 'runs the Pester line of the cmdlets section' {
+        $line = [regex]::Match((Get-Content (Join-Path $repo 'README.md') -Raw), '`(Test-BpfPacket [^`]+)`').Groups[1].Value
+        $line | Should -Not -BeNullOrEmpty
+        $rs = Import-BpfRuleset $demoYaml
+        & ([scriptblock]::Create($line))   # Should throws when the verdict is wrong
+    }
+
+    It 'runs the package install example in a HOME of its own' {
+        Push-Location $repo
+        try { & dotnet pwsh -NoProfile -NonInteractive -File ./build.ps1 Package | Out-Null } finally { Pop-Location }
+        $script = ($blocks | Where-Object Language -EQ 'powershell' | Select-Object -Last 1).Text + "`n(Get-Module Bpfilter).Version.ToString()"
+        $info = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+        foreach ($a in 'pwsh', '-NoProfile', '-NonInteractive', '-Command', $script) { $info.ArgumentList.Add($a) }
+        $info.WorkingDirectory = $repo
+        $info.Environment['HOME'] = (New-Item -ItemType Directory -Path "$TestDrive/home").FullName
+        $info.Environment['NUGET_PACKAGES'] = ((dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+        $info.Environment['DOTNET_CLI_HOME'] = $env:HOME
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardError = $true
+        $p = [System.Diagnostics.Process]::Start($info)
+        $out = $p.StandardOutput.ReadToEnd().Trim()
+        $err = $p.StandardError.ReadToEnd()
+        $p.WaitForExit()
+        $err | Should -BeNullOrEmpty
+        $out | Should -Be (Import-PowerShellDataFile (Join-Path $repo 'Bpfilter.psd1')).ModuleVersion
+    }
+}
