@@ -211,3 +211,21 @@ Describe 'about_Bpfilter_Testing' {
         ($about | Out-String) | Should -Match 'Should -BeVerdict'
     }
 }
+
+Describe 'Test-BpfPacket header fields in iptables spelling' {
+    BeforeAll {
+        $script:demoRules = Import-BpfRuleset (Join-Path $PSScriptRoot '../../samples/demo.yaml')
+    }
+
+    It 'takes -TcpFlags as iptables writes them' {
+        (Test-BpfPacket -Ruleset $demoRules -Protocol tcp -DestinationPort 23 -TcpFlags 'SYN,ACK').Rule | Should -Be 'no-telnet'
+    }
+
+    It 'takes -IcmpType by name and -IcmpCode' {
+        (Test-BpfPacket -Ruleset $demoRules -Protocol icmp -IcmpType destination-unreachable -IcmpCode 3).DecidedBy | Should -Be 'Policy'
+    }
+
+    It 'refuses TCP flags on a UDP packet with a stable id' {
+        { Test-BpfPacket -Ruleset $demoRules -Protocol udp -TcpFlags SYN -ErrorAction Stop } | Should -Throw -ErrorId 'Bpfilter.PacketInvalid,Bpfilter.Commands.TestBpfPacketCommand'
+    }
+}

@@ -34,6 +34,13 @@ public sealed record PacketFields
 
     public byte Ttl { get; init; } = 64;
 
+    /// <summary>The TCP flags of a TCP packet (a SYN unless said otherwise).</summary>
+    public TcpFlags TcpFlags { get; init; } = TcpFlags.Syn;
+
+    /// <summary>The ICMP or ICMPv6 type and code of an ICMP packet (an echo request unless said otherwise).</summary>
+    public byte? IcmpType { get; init; }
+    public byte IcmpCode { get; init; }
+
     /// <summary>The IPv4 fragment offset in 8-byte units; a non-first fragment carries no transport header.</summary>
     public ushort FragmentOffset { get; init; }
 
@@ -119,7 +126,7 @@ public static class PacketBuilder
                 BinaryPrimitives.WriteUInt16BigEndian(transport[2..], fields.DestinationPort ?? 0);
                 BinaryPrimitives.WriteUInt32BigEndian(transport[4..], 1); // sequence number
                 transport[12] = 5 << 4;                                     // data offset: 20 bytes
-                transport[13] = 0x02;                                       // SYN
+                transport[13] = (byte)fields.TcpFlags;
                 BinaryPrimitives.WriteUInt16BigEndian(transport[14..], 64240);
                 checksumAt = 16;
                 break;
@@ -130,7 +137,8 @@ public static class PacketBuilder
                 checksumAt = 6;
                 break;
             default:
-                transport[0] = protocol == 58 ? (byte)128 : (byte)8; // echo request
+                transport[0] = fields.IcmpType ?? (protocol == 58 ? (byte)128 : (byte)8); // echo request unless a type is given
+                transport[1] = fields.IcmpCode;
                 BinaryPrimitives.WriteUInt16BigEndian(transport[4..], 1);  // identifier
                 BinaryPrimitives.WriteUInt16BigEndian(transport[6..], 1);  // sequence
                 checksumAt = 2;

@@ -50,6 +50,19 @@ public sealed class TestBpfPacketCommand : PSCmdlet
     public int? DestinationPort { get; set; }
 
     [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateNotNullOrEmpty]
+    public string? TcpFlags { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ArgumentCompleter(typeof(IcmpTypeCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? IcmpType { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 255)]
+    public int IcmpCode { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
     [ValidateRange(1, 65535 + 14)]
     public int? Length { get; set; }
 
@@ -92,15 +105,26 @@ public sealed class TestBpfPacketCommand : PSCmdlet
         }
     }
 
-    private PacketFields Fields() => new()
+    private PacketFields Fields()
     {
-        Source = Source,
-        Destination = Destination,
-        Protocol = IpProtocol.Parse(Protocol),
-        SourcePort = (ushort?)SourcePort,
-        DestinationPort = (ushort?)DestinationPort,
-        Length = Length,
-        FragmentOffset = (ushort)FragmentOffset,
-        EtherType = (ushort?)EtherType,
-    };
+        var protocol = IpProtocol.Parse(Protocol);
+        if (TcpFlags is not null && protocol != IpProtocol.Tcp)
+            throw new BpfilterException("PacketInvalid", FailureCategory.InvalidArgument, $"-TcpFlags needs -Protocol tcp, not {protocol}");
+        if (IcmpType is not null && protocol != IpProtocol.Icmp)
+            throw new BpfilterException("PacketInvalid", FailureCategory.InvalidArgument, $"-IcmpType needs -Protocol icmp, not {protocol}");
+        return new PacketFields
+        {
+            Source = Source,
+            Destination = Destination,
+            Protocol = protocol,
+            SourcePort = (ushort?)SourcePort,
+            DestinationPort = (ushort?)DestinationPort,
+            Length = Length,
+            FragmentOffset = (ushort)FragmentOffset,
+            EtherType = (ushort?)EtherType,
+            TcpFlags = TcpFlags is null ? Engine.Rules.TcpFlags.Syn : TcpFlagNames.Parse(TcpFlags),
+            IcmpType = IcmpType is null ? null : IcmpTypes.Parse(IcmpType, v6: Source.Contains(':')),
+            IcmpCode = (byte)IcmpCode,
+        };
+    }
 }

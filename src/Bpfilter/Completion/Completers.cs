@@ -62,3 +62,9 @@ public sealed class HookCompleter : WordCompleter
 {
     protected override IEnumerable<string> Candidates() => HookNames.Names;
 }
+
+/// <summary>ICMP and ICMPv6 type names.</summary>
+public sealed class IcmpTypeCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => IcmpTypes.Names;
+}
