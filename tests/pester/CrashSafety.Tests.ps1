@@ -6,19 +6,10 @@ BeforeAll {
     Import-Module $module -Force
     $script:module = (Resolve-Path $module).Path
     $script:repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
-    $script:id = [guid]::NewGuid().ToString('N').Substring(0, 6)
-    $script:tx = "bpft-$id-tx"; $script:rx = "bpft-$id-rx"
-    $script:txIf = "bpft${id}0"; $script:rxIf = "bpft${id}1"
-    $script:name = "bpft-k$id"
-
-    function ip { & /usr/bin/env ip @args; if ($LASTEXITCODE -ne 0) { throw "ip $args failed" } }
-    ip netns add $tx
-    ip netns add $rx
-    ip link add $txIf netns $tx type veth peer name $rxIf netns $rx
-    ip -n $tx addr add 10.204.0.1/24 dev $txIf
-    ip -n $rx addr add 10.204.0.2/24 dev $rxIf
-    ip -n $tx link set $txIf up
-    ip -n $rx link set $rxIf up
+    . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
+    $script:sandbox = New-TestSandbox -Subnet 10.204.0
+    $script:rx = $sandbox.Rx; $script:rxIf = $sandbox.RxIf
+    $script:name = "bpft-k$($sandbox.Id)"
 
     # Two versions that both drop UDP 9999; each has one rule of its own, so every publish changes the program.
     foreach ($v in 'a', 'b') {
@@ -66,14 +57,14 @@ chains:
         ($pins | Where-Object { $_ -like 'INPUT-prog-*' }).Count | Should -Be 1
         ($pins | Where-Object { $_ -like 'INPUT-counters-*' }).Count | Should -Be 1
         $before = (Get-BpfCounter -Name $name | Where-Object Rule -EQ 'drop-9999').Packets
-        & ip netns exec $tx bash -c 'for i in 1 2 3; do echo x > /dev/udp/10.204.0.2/9999; done'
+        Send-TestUdp $sandbox -Port 9999 -Count 3
         (Get-BpfCounter -Name $name | Where-Object Rule -EQ 'drop-9999').Packets | Should -Be ($before + 3)
     }
 }
 
 AfterAll {
     if (Test-Path "/sys/fs/bpf/bpfilter/$name") { Unpublish-BpfProgram -Name $name -ErrorAction Continue }
-    foreach ($ns in $tx, $rx) { if (Test-Path "/run/netns/$ns") { & ip netns delete $ns } }
+    Remove-TestSandbox $sandbox
 }
 
 Describe 'A publisher killed at a random moment' {

@@ -7,24 +7,11 @@ BeforeAll {
     Import-Module $module -Force
     $script:module = (Resolve-Path $module).Path
     $script:repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path   # 'dotnet pwsh' finds its tool manifest here
-    $script:id = [guid]::NewGuid().ToString('N').Substring(0, 6)
-    $script:tx = "bpft-$id-tx"; $script:rx = "bpft-$id-rx"
-    $script:txIf = "bpft${id}0"; $script:rxIf = "bpft${id}1"
-    $script:name = "bpft-$id"
-
-    function ip { & /usr/bin/env ip @args; if ($LASTEXITCODE -ne 0) { throw "ip $args failed" } }
-    ip netns add $tx
-    ip netns add $rx
-    ip link add $txIf netns $tx type veth peer name $rxIf netns $rx
-    ip -n $tx addr add 10.202.0.1/24 dev $txIf
-    ip -n $rx addr add 10.202.0.2/24 dev $rxIf
-    ip -n $tx link set $txIf up
-    ip -n $rx link set $rxIf up
-
-    # Sends UDP datagrams from the sender namespace with bash's /dev/udp: no tool beyond bash and iproute2.
-    function Send-Udp([int] $Port, [int] $Count) {
-        & ip netns exec $tx bash -c "for i in `$(seq $Count); do echo payload > /dev/udp/10.202.0.2/$Port; done"
-    }
+    . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
+    $script:sandbox = New-TestSandbox -Subnet 10.202.0
+    $script:tx = $sandbox.Tx; $script:rx = $sandbox.Rx; $script:txIf = $sandbox.TxIf; $script:rxIf = $sandbox.RxIf
+    $script:name = "bpft-$($sandbox.Id)"
+    function Send-Udp([int] $Port, [int] $Count) { Send-TestUdp $sandbox -Port $Port -Count $Count }
 
     function Write-Ruleset([string] $Path, [int] $DropPort) {
         @"
@@ -48,7 +35,7 @@ chains:
 AfterAll {
     if (Test-Path "/sys/fs/bpf/bpfilter/$name") { Unpublish-BpfProgram -Name $name -ErrorAction Continue }
     if (Test-Path '/sys/fs/bpf/bpfilter/quick') { Unpublish-BpfProgram -Name quick -ErrorAction Continue }
-    foreach ($ns in $tx, $rx) { if (Test-Path "/run/netns/$ns") { & ip netns delete $ns } }
+    Remove-TestSandbox $sandbox
 }
 
 Describe 'Publishing a YAML ruleset' {

@@ -9,15 +9,10 @@ BeforeAll {
     $readme = Get-Content (Join-Path $repo 'README.md') -Raw
     $script:blocks = [regex]::Matches($readme, '(?ms)^```(\w+)\r?\n(.*?)^```') | ForEach-Object { [pscustomobject]@{ Language = $_.Groups[1].Value; Text = $_.Groups[2].Value } }
 
-    $id = [guid]::NewGuid().ToString('N').Substring(0, 6)
-    $script:tx = "bpft-$id-tx"; $script:rx = "bpft-$id-rx"; $script:txIf = "bpft${id}0"; $script:rxIf = "bpft${id}1"
-    $script:names = @{ demo = "bpft-r$id"; quick = "bpft-q$id" }
-    function ip { & /usr/bin/env ip @args; if ($LASTEXITCODE -ne 0) { throw "ip $args failed" } }
-    ip netns add $tx
-    ip netns add $rx
-    ip link add $txIf netns $tx type veth peer name $rxIf netns $rx
-    ip -n $tx link set $txIf up
-    ip -n $rx link set $rxIf up
+    . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
+    $script:sandbox = New-TestSandbox -Subnet 10.205.0
+    $script:rx = $sandbox.Rx; $script:rxIf = $sandbox.RxIf
+    $script:names = @{ demo = "bpft-r$($sandbox.Id)"; quick = "bpft-q$($sandbox.Id)" }
 
     # The demo ruleset with this sandbox's interface and name, where the README's examples read it.
     $script:demoYaml = Join-Path $TestDrive 'demo.yaml'
@@ -30,7 +25,7 @@ BeforeAll {
 
 AfterAll {
     foreach ($n in $names.Values) { if (Test-Path "/sys/fs/bpf/bpfilter/$n") { Unpublish-BpfProgram -Name $n -ErrorAction Continue } }
-    foreach ($ns in $tx, $rx) { if (Test-Path "/run/netns/$ns") { & ip netns delete $ns } }
+    Remove-TestSandbox $sandbox
 }
 
 Describe 'README examples' {

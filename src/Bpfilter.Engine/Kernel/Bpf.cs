@@ -36,12 +36,7 @@ internal static unsafe class Bpf
             U32(attr, 0, (uint)map.Value);
             U64(attr, 8, (ulong)k);
             U64(attr, 16, (ulong)v);
-            long result;
-            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.MapLookupElem, a, AttrSize);
-            if (result >= 0) return true;
-            int errno = LibC.LastError;
-            if (errno == 2) return false;
-            throw new KernelException("look up a map element", errno);
+            return CallUnlessAbsent(BpfCommand.MapLookupElem, attr, "look up a map element") is not null;
         }
     }
 
@@ -124,12 +119,7 @@ internal static unsafe class Bpf
         {
             U64(attr, 0, (ulong)p);
             if (readOnly) U32(attr, 12, 1 << 3); // BPF_F_RDONLY
-            long result;
-            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.ObjGet, a, AttrSize);
-            if (result >= 0) return new FileDescriptor((int)result);
-            int errno = LibC.LastError;
-            if (errno == 2) return null;
-            throw new KernelException($"open pinned object {path}", errno);
+            return CallUnlessAbsent(BpfCommand.ObjGet, attr, $"open pinned object {path}") is { } fd ? new FileDescriptor(fd) : null;
         }
     }
 
@@ -220,6 +210,16 @@ internal static unsafe class Bpf
             durationNs = BinaryPrimitives.ReadUInt32LittleEndian(attr[36..]);
             return BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
         }
+    }
+
+    /// <summary>Like <see cref="Call"/>, but ENOENT (no such element or pin) is null instead of an error.</summary>
+    private static int? CallUnlessAbsent(BpfCommand command, Span<byte> attr, string what)
+    {
+        long result;
+        fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)command, a, AttrSize);
+        if (result >= 0) return (int)result;
+        int errno = LibC.LastError;
+        return errno == 2 ? null : throw new KernelException(what, errno);
     }
 
     private static int Call(BpfCommand command, Span<byte> attr, string what)

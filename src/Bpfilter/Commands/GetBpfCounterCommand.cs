@@ -1,6 +1,4 @@
 using System.Management.Automation;
-using Bpfilter.Completion;
-using Bpfilter.Engine;
 using Bpfilter.Engine.Deployment;
 
 namespace Bpfilter.Commands;
@@ -8,24 +6,7 @@ namespace Bpfilter.Commands;
 /// <summary>Reads the per-rule packet and byte counters of deployments from their pinned maps.</summary>
 [Cmdlet(VerbsCommon.Get, "BpfCounter")]
 [OutputType(typeof(CounterRow))]
-public sealed class GetBpfCounterCommand : PSCmdlet
+public sealed class GetBpfCounterCommand : DeploymentReaderCommand
 {
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [Alias("Deployment")]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(DeploymentNameCompleter))]
-    public string[]? Name { get; set; }
-
-    protected override void ProcessRecord()
-    {
-        try
-        {
-            foreach (var deployment in DeploymentSelection.Select(this, Name))
-                WriteObject(Deployments.Counters(deployment), enumerateCollection: true);
-        }
-        catch (BpfilterException e)
-        {
-            WriteError(ErrorRecords.From(e, Name));
-        }
-    }
+    protected override IEnumerable<object> Read(string deployment) => Deployments.Counters(deployment);
 }
