@@ -21,6 +21,7 @@
         'Get-BpfProgram'
         'Show-BpfProgram'
         'Test-BpfPacket'
+        'Compare-BpfRuleset'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -1,0 +1,66 @@
+using Bpfilter.Engine.Deployment;
+using Bpfilter.Engine.Rules;
+using Xunit;
+
+namespace Bpfilter.Engine.Tests;
+
+/// <summary>Drift: a published ruleset against itself and against edited versions of it.</summary>
+[Collection("kernel")]
+public sealed class KernelDriftTests : IDisposable
+{
+    private readonly Sandbox _sandbox = new();
+    private readonly string _name;
+
+    public KernelDriftTests() => _name = $"bpft-d{_sandbox.Id}";
+
+    public void Dispose()
+    {
+        if (Deployments.Names().Contains(_name)) Deployments.Unpublish(_name);
+        _sandbox.Dispose();
+    }
+
+    private static readonly Rule Telnet = new("no-telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop);
+    private static readonly Rule Dns = new("allow-dns", new Match(protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept);
+
+    private Ruleset Version(string chain = "INPUT", Verdict policy = Verdict.Accept, Hook hook = Hook.NfInput, int? priority = null, params Rule[] rules) =>
+        new(_name, [new Chain(chain, hook, hook == Hook.NfInput ? null : _sandbox.ReceiverInterface, policy, rules, priority: priority)]);
+
+    private IReadOnlyList<RulesetDifference> Differences(Ruleset desired) => Drift.Compare(desired).Where(d => d.Kind != DifferenceKind.Same).ToList();
+
+    [Fact]
+    public void A_ruleset_and_its_deployment_agree_even_after_a_republish_moved_it_to_the_spare_priority()
+    {
+        var ruleset = Version(priority: 5, rules: [Telnet, Dns]);
+        Publisher.Publish(ruleset, new PublishOptions(_sandbox.Receiver));
+        Publisher.Publish(ruleset, new PublishOptions(_sandbox.Receiver)); // now at priority 4
+        Assert.Empty(Differences(ruleset));
+        Assert.Equal([DifferenceKind.Same, DifferenceKind.Same], Drift.Compare(ruleset).Select(d => d.Kind));
+    }
+
+    [Fact]
+    public void Each_kind_of_edit_is_named_with_both_sides()
+    {
+        Publisher.Publish(Version(rules: [Telnet, Dns]), new PublishOptions(_sandbox.Receiver));
+
+        var changed = Assert.Single(Differences(Version(rules: [Telnet, new Rule("allow-dns", Dns.Match, Verdict.Drop)])));
+        Assert.Equal((DifferenceKind.Changed, 2, "allow-dns: protocol udp destination-port 53 -> accept", "allow-dns: protocol udp destination-port 53 -> drop"),
+            (changed.Kind, changed.Position!.Value, changed.Deployed, changed.Desired));
+
+        var added = Assert.Single(Differences(Version(rules: [Telnet, Dns, new Rule("extra", Match.Any, Verdict.Drop)])));
+        Assert.Equal((DifferenceKind.Added, 3, (string?)null), (added.Kind, added.Position!.Value, added.Deployed));
+
+        var removed = Assert.Single(Differences(Version(rules: [Telnet])));
+        Assert.Equal((DifferenceKind.Removed, "allow-dns"), (removed.Kind, removed.Rule));
+
+        Assert.Equal(DifferenceKind.PolicyChanged, Assert.Single(Differences(Version(policy: Verdict.Drop, rules: [Telnet, Dns]))).Kind);
+        Assert.Equal(DifferenceKind.AttachPointChanged, Assert.Single(Differences(Version(hook: Hook.TcIngress, rules: [Telnet, Dns]))).Kind);
+        Assert.Equal([DifferenceKind.ChainAdded, DifferenceKind.ChainRemoved], Differences(Version(chain: "OTHER", rules: [Telnet, Dns])).Select(d => d.Kind));
+    }
+
+    [Fact]
+    public void Nothing_deployed_is_not_found()
+    {
+        var error = Assert.Throws<BpfilterException>(() => Drift.Compare(Version(rules: [Telnet])));
+        Assert.Equal("DeploymentNotFound", error.ErrorId);
+    }
+}
