@@ -16,6 +16,14 @@ public static class YamlRulesetReader
     /// <summary>Files larger than this are refused before parsing.</summary>
     public const long MaxFileBytes = 16 * 1024 * 1024;
 
+    /// <summary>How deep mappings and lists may nest: a ruleset needs 6 levels; deeper input would only exhaust the stack.</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>Rules in one chain; the verifier refuses much less as a linear chain today, but the limit is for the reader.</summary>
+    public const int MaxRulesPerChain = 100_000;
+
+    public const int MaxChains = 1_000;
+
     private static readonly string[] RulesetKeys = ["bpfilter", "name", "chains"];
     private static readonly string[] ChainKeys = ["name", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules"];
     private static readonly string[] RuleKeys = ["name", "match", "action"];
@@ -35,10 +43,14 @@ public static class YamlRulesetReader
     {
         var context = new Context(file);
         YamlStream stream = new();
-        var parser = new PositionTrackingParser(new Parser(text));
+        var parser = new PositionTrackingParser(new Parser(text), file);
         try
         {
             stream.Load(parser);
+        }
+        catch (RulesetFormatException)
+        {
+            throw;
         }
         catch (YamlException e)
         {
@@ -65,9 +77,15 @@ public static class YamlRulesetReader
         return message.StartsWith("(Line", StringComparison.Ordinal) && marker >= 0 ? message[(marker + 3)..] : message;
     }
 
-    /// <summary>Remembers where the last event ended, for errors that YamlDotNet raises without a position.</summary>
-    private sealed class PositionTrackingParser(IParser inner) : IParser
+    /// <summary>
+    /// Sits between YamlDotNet's parser and its node model, event by event: remembers where the last event ended (for
+    /// errors YamlDotNet raises without a position), refuses nesting deeper than <see cref="MaxDepth"/> before the node
+    /// model's recursion could exhaust the stack, and refuses aliases, so no document can expand beyond its own size.
+    /// </summary>
+    private sealed class PositionTrackingParser(IParser inner, string file) : IParser
     {
+        private int _depth;
+
         public long LastLine { get; private set; } = 1;
         public long LastColumn { get; private set; } = 1;
         public YamlDotNet.Core.Events.ParsingEvent? Current => inner.Current;
@@ -75,7 +93,23 @@ public static class YamlRulesetReader
         public bool MoveNext()
         {
             if (inner.Current is { } current) (LastLine, LastColumn) = (current.End.Line, current.End.Column);
-            return inner.MoveNext();
+            if (!inner.MoveNext()) return false;
+            switch (inner.Current)
+            {
+                case YamlDotNet.Core.Events.AnchorAlias alias:
+                    throw new RulesetFormatException(file, alias.Start.Line, alias.Start.Column,
+                        $"aliases (*{alias.Value}) are not supported in rulesets: write the value out");
+                case YamlDotNet.Core.Events.NodeEvent { Anchor.IsEmpty: false } anchored:
+                    throw new RulesetFormatException(file, anchored.Start.Line, anchored.Start.Column,
+                        $"anchors (&{anchored.Anchor.Value}) are not supported in rulesets: write the value out");
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart when ++_depth > MaxDepth:
+                    throw new RulesetFormatException(file, inner.Current.Start.Line, inner.Current.Start.Column,
+                        $"the YAML nests deeper than {MaxDepth} levels; a ruleset needs far fewer");
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    _depth--;
+                    break;
+            }
+            return true;
         }
     }
 
@@ -93,6 +127,8 @@ public static class YamlRulesetReader
             Guard(nameNode, () => Names.CheckDeploymentName(name));
             var chainsNode = Required(map, "chains", "the ruleset");
             var chainSeq = Sequence(chainsNode, "chains");
+            if (chainSeq.Children.Count > MaxChains)
+                throw Error(chainSeq.Children[MaxChains], $"a ruleset has at most {MaxChains} chains");
             var chains = chainSeq.Children.Select(ReadChain).ToList();
             return Guard(chainsNode, () => new Ruleset(name, chains, Path.GetFullPath(file)));
         }
@@ -121,6 +157,8 @@ public static class YamlRulesetReader
             }
             var policy = Optional(map, "policy") is { } policyNode ? Enum<Verdict>(policyNode, "policy") : Verdict.Accept;
             var ruleNodes = Optional(map, "rules") is { } rulesNode ? Sequence(rulesNode, "rules").Children : (IList<YamlNode>)[];
+            if (ruleNodes.Count > MaxRulesPerChain)
+                throw Error(ruleNodes[MaxRulesPerChain], $"chain '{name}' has more than {MaxRulesPerChain} rules");
             var rules = ruleNodes.Select(ReadRule).ToList();
             try
             {
