@@ -15,8 +15,14 @@ public sealed class KernelDriftTests : IDisposable
 
     public void Dispose()
     {
-        if (Deployments.Names().Contains(_name)) Deployments.Unpublish(_name);
-        _sandbox.Dispose();
+        try
+        {
+            if (Deployments.Names().Contains(_name)) Deployments.Unpublish(_name);
+        }
+        finally
+        {
+            _sandbox.Dispose();
+        }
     }
 
     private static readonly Rule Telnet = new("no-telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop);
@@ -55,6 +61,20 @@ public sealed class KernelDriftTests : IDisposable
         Assert.Equal(DifferenceKind.PolicyChanged, Assert.Single(Differences(Version(policy: Verdict.Drop, rules: [Telnet, Dns]))).Kind);
         Assert.Equal(DifferenceKind.AttachPointChanged, Assert.Single(Differences(Version(hook: Hook.TcIngress, rules: [Telnet, Dns]))).Kind);
         Assert.Equal([DifferenceKind.ChainAdded, DifferenceKind.ChainRemoved], Differences(Version(chain: "OTHER", rules: [Telnet, Dns])).Select(d => d.Kind));
+    }
+
+    [Fact]
+    public void A_tcx_order_change_is_an_attach_point_change_and_a_namespace_path_is_the_namespace_it_names()
+    {
+        Ruleset Tc(TcxOrder order, string? networkNamespace) =>
+            new(_name, [new Chain("INPUT", Hook.TcIngress, _sandbox.ReceiverInterface, Verdict.Accept, [Telnet], order: order, networkNamespace: networkNamespace)]);
+        Publisher.Publish(Tc(TcxOrder.Last, _sandbox.Receiver), new PublishOptions());
+
+        Assert.Empty(Differences(Tc(TcxOrder.Last, $"/run/netns/{_sandbox.Receiver}")));
+        var moved = Assert.Single(Differences(Tc(TcxOrder.First, _sandbox.Receiver)));
+        Assert.Equal((DifferenceKind.AttachPointChanged, $"tc-ingress on {_sandbox.ReceiverInterface} (order last) in {_sandbox.Receiver}",
+            $"tc-ingress on {_sandbox.ReceiverInterface} (order first) in {_sandbox.Receiver}"), (moved.Kind, moved.Deployed, moved.Desired));
+        Assert.Equal(DifferenceKind.AttachPointChanged, Assert.Single(Differences(Tc(TcxOrder.Last, _sandbox.Sender))).Kind);
     }
 
     [Fact]

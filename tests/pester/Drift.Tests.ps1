@@ -27,8 +27,8 @@ chains:
 }
 
 AfterAll {
-    if (Test-Path "/sys/fs/bpf/bpfilter/$name") { Unpublish-BpfProgram -Name $name -ErrorAction Continue }
-    Remove-TestSandbox $sandbox
+    if ($name -and (Test-Path "/sys/fs/bpf/bpfilter/$name")) { Unpublish-BpfProgram -Name $name -ErrorAction Continue }
+    if ($sandbox) { Remove-TestSandbox $sandbox }
 }
 
 Describe 'Compare-BpfRuleset' {
@@ -41,6 +41,14 @@ Describe 'Compare-BpfRuleset' {
         $difference.Kind | Should -Be 'Changed'
         $difference.Rule | Should -Be 'no-telnet'
         $difference.Desired | Should -BeLike '*destination-port 2323*'
+        $difference.Deployed | Should -BeLike '*destination-port 23 -> drop'
+    }
+
+    It 'shows the differences as a table grouped by deployment' {
+        $table = Import-BpfRuleset "$TestDrive/edited.yaml" | Compare-BpfRuleset | Out-String -Width 200
+        $table | Should -Match "Deployment: $name"
+        $table | Should -Match 'Chain\s+#\s+Rule\s+Kind\s+Deployed\s+Desired'
+        $table | Should -Match 'INPUT\s+1\s+no-telnet\s+Changed'
     }
 
     It 'lists every rule with -IncludeEqual' {

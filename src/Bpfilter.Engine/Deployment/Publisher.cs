@@ -107,8 +107,13 @@ public static class Publisher
                     using var link = BpfLink.OpenPinned(DeploymentPaths.Pin(name, old.LinkPins[0]))!;
                     using var oldProgram = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, old.ProgramPin)) ?? LoadedProgram.OpenById(old.ProgramId);
                     link.Update(s.Program!.Fd, expectedCurrent: oldProgram.Fd);
-                    var keep = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, old.ProgramPin));
-                    undo.Push(() => { using (keep) if (keep is not null) using (var l = BpfLink.OpenPinned(DeploymentPaths.Pin(name, old.LinkPins[0]))) l?.Update(keep.Fd); });
+                    // Undoing reopens the old program from its pin, which stays until the commit sweeps it.
+                    undo.Push(() =>
+                    {
+                        using var previousProgram = LoadedProgram.OpenPinned(DeploymentPaths.Pin(name, old.ProgramPin));
+                        using var sameLink = BpfLink.OpenPinned(DeploymentPaths.Pin(name, old.LinkPins[0]));
+                        if (previousProgram is not null) sameLink?.Update(previousProgram.Fd);
+                    });
                     progress($"replaced the program of {chain.Name} ({HookNames.ToName(chain.Hook)}) atomically");
                     continue;
                 }
@@ -118,17 +123,11 @@ public static class Publisher
                     foreach (var pin in blocker.LinkPins) Deployments.DetachPin(DeploymentPaths.Pin(name, pin));
                     progress($"detached {blocker.Name} first: {blocker.Target} changes XDP mode");
                 }
-                var links = ChainAttacher.Attach(name, chain, s.Program!);
+                foreach (var link in ChainAttacher.Attach(name, chain, s.Program!)) link.Dispose(); // the pins hold them now
                 undo.Push(() =>
                 {
-                    foreach (var (link, pin) in links.Zip(chain.LinkPins))
-                    {
-                        link.Detach();
-                        link.Dispose();
-                        File.Delete(DeploymentPaths.Pin(name, pin));
-                    }
+                    foreach (var pin in chain.LinkPins) Deployments.DetachPin(DeploymentPaths.Pin(name, pin));
                 });
-                foreach (var link in links) link.Dispose();
                 progress($"attached {chain.Name} at {HookNames.ToName(chain.Hook)}" + (chain.Target is null ? "" : $" on {chain.Target}")
                     + (chain.Priority is int p ? $", priority {p}" : ""));
             }

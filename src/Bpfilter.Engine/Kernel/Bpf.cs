@@ -181,6 +181,22 @@ internal static unsafe class Bpf
         return new FileDescriptor(Call(BpfCommand.ProgGetFdById, attr, $"open program id {id}"));
     }
 
+    /// <summary>Every id the kernel has of one kind (programs, maps or links), by the *_GET_NEXT_ID walk (CAP_SYS_ADMIN).</summary>
+    public static List<uint> Ids(BpfCommand nextIdCommand)
+    {
+        var ids = new List<uint>();
+        Span<byte> attr = stackalloc byte[AttrSize];
+        uint id = 0;
+        while (true)
+        {
+            attr.Clear();
+            U32(attr, 0, id);
+            if (CallUnlessAbsent(nextIdCommand, attr, "list kernel object ids") is null) return ids;
+            id = BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
+            ids.Add(id);
+        }
+    }
+
     /// <summary>BPF_OBJ_GET_INFO_BY_FD into <paramref name="info"/> (bpf_prog_info, bpf_map_info or bpf_link_info).</summary>
     public static void ObjGetInfo(FileDescriptor fd, Span<byte> info)
     {

@@ -10,10 +10,13 @@ internal enum BpfCommand
     ObjPin = 6,
     ObjGet = 7,
     ProgTestRun = 10,
+    ProgGetNextId = 11,
+    MapGetNextId = 12,
     ProgGetFdById = 13,
     ObjGetInfoByFd = 15,
     LinkCreate = 28,
     LinkUpdate = 29,
+    LinkGetNextId = 31,
     LinkDetach = 34,
     MapFreeze = 22,
 }
