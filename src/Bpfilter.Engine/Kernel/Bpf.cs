@@ -255,4 +255,16 @@ internal static unsafe class Bpf
         var bytes = Encoding.ASCII.GetBytes(name);
         bytes.AsSpan(0, Math.Min(bytes.Length, 15)).CopyTo(attr[offset..]);
     }
+
+    /// <summary>
+    /// BPF_PROG_GET_FD_BY_ID (13), BPF_MAP_GET_FD_BY_ID (14) or BPF_LINK_GET_FD_BY_ID (30): the id@0, open_flags@8 left 0.
+    /// Null when the id is gone (ENOENT): ids can vanish between a *_GET_NEXT_ID walk and this call. Needs CAP_SYS_ADMIN.
+    /// </summary>
+    public static FileDescriptor? GetFdById(BpfCommand byIdCommand, uint id)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        U32(attr, 0, id);
+        return CallUnlessAbsent(byIdCommand, attr, $"open kernel object id {id}") is int fd ? new FileDescriptor(fd) : null;
+    }
 }
