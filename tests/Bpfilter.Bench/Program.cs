@@ -74,8 +74,12 @@ void PublishTime()
 
 // N rules that differ in port and source, each with two fields, the one that matches the frame last.
 static Rule[] Rules(int n) => Enumerable.Range(0, n).Select(i => new Rule($"r{i}",
-    new Match(source: Ipv4Prefix.Parse(i == n - 1 ? "10.0.0.1" : $"10.{(i >> 8) & 0xff}.{i & 0xff}.9"), protocol: IpProtocol.Udp,
-        destinationPort: (ushort)(i == n - 1 ? 9999 : 10000 + i % 50000)), Verdict.Drop)).ToArray();
+    new Match
+    {
+        Source = new AddressMatch([IpPrefix.Parse(i == n - 1 ? "10.0.0.1" : $"10.{(i >> 8) & 0xff}.{i & 0xff}.9")]),
+        Protocol = new ProtocolMatch(IpProtocol.Udp),
+        DestinationPort = PortMatch.Single((ushort)(i == n - 1 ? 9999 : 10000 + i % 50000)),
+    }, Verdict.Drop)).ToArray();
 
 static byte[] Frame(ushort port)
 {

@@ -83,7 +83,7 @@ public sealed class CompilerTests
     {
         // w0 = w1; w0 ^= wire constant; if w0 != 0: 32-bit all through, so the kernel sign-extends nothing,
         // and the XOR keeps the verifier from refining r1 (see FieldCompare).
-        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(source: Ipv4Prefix.Parse(source)), Verdict.Drop))).Program;
+        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Matches.Simple(source: IpPrefix.Parse(source)), Verdict.Drop))).Program;
         if (source.Contains('/'))
         {
             // A network: w0 = w1 & mask, then a JMP32 compare with the network (the AND already unlinks r0 from r1).
@@ -101,14 +101,14 @@ public sealed class CompilerTests
     public void Prefix_of_length_zero_emits_no_compare()
     {
         var any = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Match.Any, Verdict.Drop))).Program;
-        var zero = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(source: Ipv4Prefix.Parse("0.0.0.0/0")), Verdict.Drop))).Program;
+        var zero = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Matches.Simple(source: IpPrefix.Parse("0.0.0.0/0")), Verdict.Drop))).Program;
         Assert.Equal(any.Instructions, zero.Instructions);
     }
 
     [Fact]
     public void Port_is_compared_in_wire_order()
     {
-        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop))).Program;
+        var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop))).Program;
         var rule = Assert.Single(program.Regions, r => r.Label == "rule 1 r");
         var body = program.Instructions.Skip(rule.Start).Take(rule.End - rule.Start).ToList();
         Assert.Equal(((byte)0xbc, (byte)Register.R3), (body[0].Opcode, body[0].Src));   // w0 = w3 (protocol)
@@ -119,10 +119,11 @@ public sealed class CompilerTests
     }
 
     [Theory]
-    [InlineData(Verdict.Drop, 1)]
-    [InlineData(Verdict.Accept, 2)]
-    public void Rule_verdict_becomes_the_xdp_return_code(Verdict verdict, int code)
+    [InlineData("drop", 1)]
+    [InlineData("accept", 2)]
+    public void Rule_verdict_becomes_the_xdp_return_code(string verdictName, int code)
     {
+        var verdict = Verdict.Parse(verdictName);
         var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Match.Any, verdict))).Program;
         var rule = Assert.Single(program.Regions, r => r.Label == "rule 1 r");
         Assert.Equal(new Instruction(0xb7, (byte)Register.R6, 0, 0, code), program.Instructions[rule.Start + 1]);

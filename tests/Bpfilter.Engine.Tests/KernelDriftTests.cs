@@ -25,11 +25,11 @@ public sealed class KernelDriftTests : IDisposable
         }
     }
 
-    private static readonly Rule Telnet = new("no-telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop);
-    private static readonly Rule Dns = new("allow-dns", new Match(protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept);
+    private static readonly Rule Telnet = new("no-telnet", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop);
+    private static readonly Rule Dns = new("allow-dns", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept);
 
-    private Ruleset Version(string chain = "INPUT", Verdict policy = Verdict.Accept, Hook hook = Hook.NfInput, int? priority = null, params Rule[] rules) =>
-        new(_name, [new Chain(chain, hook, hook == Hook.NfInput ? null : _sandbox.ReceiverInterface, policy, rules, priority: priority)]);
+    private Ruleset Version(string chain = "INPUT", Verdict? policy = null, Hook hook = Hook.NfInput, int? priority = null, params Rule[] rules) =>
+        new(_name, [new Chain(chain, hook, hook == Hook.NfInput ? null : _sandbox.ReceiverInterface, policy ?? Verdict.Accept, rules, priority: priority)]);
 
     private IReadOnlyList<RulesetDifference> Differences(Ruleset desired) => Drift.Compare(desired).Where(d => d.Kind != DifferenceKind.Same).ToList();
 

@@ -15,7 +15,7 @@ public sealed class KernelHookTests : IDisposable
         if (Deployments.Names().Contains(_deployment)) Deployments.Unpublish(_deployment);
     }
 
-    private static Rule[] DropUdp9999 => [new("drop-9999", new Match(protocol: IpProtocol.Udp, destinationPort: 9999), Verdict.Drop)];
+    private static Rule[] DropUdp9999 => [new("drop-9999", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 9999), Verdict.Drop)];
 
     private DeploymentInfo Publish(Chain chain, string? netns) => Publisher.Publish(new Ruleset(_deployment, [chain]), new PublishOptions(netns));
 
@@ -118,7 +118,7 @@ public sealed class KernelHookTests : IDisposable
         try
         {
             Publish(new Chain("INPUT", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, DropUdp9999), sandbox.Receiver);
-            var count = new Rule("see-9999", new Match(protocol: IpProtocol.Udp, destinationPort: 9999), Verdict.Accept);
+            var count = new Rule("see-9999", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 9999), Verdict.Accept);
             Publisher.Publish(new Ruleset(watcher, [new Chain("WATCH", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, [count], order: order)]),
                 new PublishOptions(sandbox.Receiver));
             sandbox.SendUdp(9999, 5);
@@ -166,7 +166,7 @@ public sealed class KernelHookTests : IDisposable
         var chain = new Chain("INPUT", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, DropUdp9999);
         Publish(chain, sandbox.Receiver);
         sandbox.SendUdp(9999, 4);
-        var extra = new Rule("drop-7777", new Match(protocol: IpProtocol.Udp, destinationPort: 7777), Verdict.Drop);
+        var extra = new Rule("drop-7777", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 7777), Verdict.Drop);
         Publish(chain, sandbox.Receiver); // the same rules again
         var changed = new Chain("INPUT", Hook.TcIngress, sandbox.ReceiverInterface, Verdict.Accept, [extra, .. DropUdp9999]);
         Publish(changed, sandbox.Receiver);

@@ -44,9 +44,9 @@ public sealed class KernelProgramTests
     public void First_matching_rule_decides_and_is_counted()
     {
         using var p = new Loaded(
-            Drop("a", new Match(protocol: IpProtocol.Udp, destinationPort: 53)),
-            new Rule("b", new Match(protocol: IpProtocol.Udp), Verdict.Accept),
-            Drop("c", new Match(protocol: IpProtocol.Udp)));
+            Drop("a", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53)),
+            new Rule("b", Matches.Simple(protocol: IpProtocol.Udp), Verdict.Accept),
+            Drop("c", Matches.Simple(protocol: IpProtocol.Udp)));
         Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53)));
         Assert.Equal(XdpPass, p.Program.TestRun(Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 54)));
         Assert.Equal((1UL, 1UL, 0UL), (p.Packets(0), p.Packets(1), p.Packets(2)));
@@ -57,7 +57,7 @@ public sealed class KernelProgramTests
     [InlineData("10.77.0.201", false)]
     public void Exact_addresses_match_whatever_their_top_bit(string source, bool dropped)
     {
-        using var p = new Loaded(Drop("host", new Match(source: Ipv4Prefix.Parse("10.77.0.200"))));
+        using var p = new Loaded(Drop("host", Matches.Simple(source: IpPrefix.Parse("10.77.0.200"))));
         Assert.Equal(dropped ? XdpDrop : XdpPass, p.Program.TestRun(Frames.Ipv4(source, "10.0.0.2", 17, 1, 2)));
     }
 
@@ -68,14 +68,14 @@ public sealed class KernelProgramTests
     [InlineData("192.167.255.255", false)]
     public void Prefixes_match_at_their_edges(string destination, bool dropped)
     {
-        using var p = new Loaded(Drop("net", new Match(destination: Ipv4Prefix.Parse("192.168.0.0/16"))));
+        using var p = new Loaded(Drop("net", Matches.Simple(destination: IpPrefix.Parse("192.168.0.0/16"))));
         Assert.Equal(dropped ? XdpDrop : XdpPass, p.Program.TestRun(Frames.Ipv4("10.0.0.1", destination, 6, 1, 2)));
     }
 
     [Fact]
     public void Ports_are_read_after_IPv4_options()
     {
-        using var p = new Loaded(Drop("telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23)));
+        using var p = new Loaded(Drop("telnet", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23)));
         Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.0.0.1", "10.0.0.2", 6, 4000, 23, optionWords: 3)));
     }
 
@@ -83,8 +83,8 @@ public sealed class KernelProgramTests
     public void A_non_first_fragment_has_no_ports_but_still_meets_address_rules()
     {
         using var p = new Loaded(
-            Drop("port", new Match(protocol: IpProtocol.Udp, destinationPort: 53)),
-            Drop("host", new Match(source: Ipv4Prefix.Parse("10.9.9.9"))));
+            Drop("port", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53)),
+            Drop("host", Matches.Simple(source: IpPrefix.Parse("10.9.9.9"))));
         var fragment = Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53, fragmentOffset: 185);
         Assert.Equal(XdpPass, p.Program.TestRun(fragment));
         Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.9.9.9", "10.0.0.2", 17, 1000, 53, fragmentOffset: 185)));
@@ -94,7 +94,7 @@ public sealed class KernelProgramTests
     [Fact]
     public void Rules_after_a_rule_that_matches_everything_compile_and_never_count()
     {
-        using var p = new Loaded(Drop("everything", Match.Any), new Rule("never", new Match(protocol: IpProtocol.Udp), Verdict.Accept));
+        using var p = new Loaded(Drop("everything", Match.Any), new Rule("never", Matches.Simple(protocol: IpProtocol.Udp), Verdict.Accept));
         Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1, 2)));
         Assert.Equal((1UL, 0UL, 0UL), (p.Packets(0), p.Packets(1), p.Packets(p.Compiled.Layout.PolicySlot)));
     }
@@ -132,7 +132,7 @@ public sealed class KernelProgramTests
     [Fact]
     public void A_transport_header_cut_short_has_no_ports()
     {
-        using var p = new Loaded(Drop("dns", new Match(protocol: IpProtocol.Udp, destinationPort: 53)));
+        using var p = new Loaded(Drop("dns", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53)));
         var frame = Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53)[..(14 + 20 + 3)];
         Assert.Equal(XdpPass, p.Program.TestRun(frame));
         Assert.Equal(1UL, p.Packets(p.Compiled.Layout.PolicySlot));
@@ -143,7 +143,7 @@ public sealed class KernelProgramTests
     {
         // Compares that refined the field registers made the verifier's work explode at a thousand rules.
         var rules = Enumerable.Range(0, 2000).Select(i => Drop($"r{i}",
-            new Match(source: Ipv4Prefix.Parse($"10.{i >> 8}.{i & 0xff}.9"), protocol: IpProtocol.Udp, destinationPort: (ushort)(20000 + i)))).ToArray();
+            Matches.Simple(source: IpPrefix.Parse($"10.{i >> 8}.{i & 0xff}.9"), protocol: IpProtocol.Udp, destinationPort: (ushort)(20000 + i)))).ToArray();
         using var p = new Loaded(rules);
         Assert.Equal(XdpDrop, p.Program.TestRun(Frames.Ipv4("10.7.207.9", "10.0.0.2", 17, 1, 21999)));
         Assert.Equal(XdpPass, p.Program.TestRun(Frames.Ipv4("10.7.207.9", "10.0.0.2", 17, 1, 21998)));

@@ -22,7 +22,7 @@ public sealed class KernelPublishTests : IDisposable
     private Ruleset Rules(Verdict policy, XdpMode mode, params Rule[] rules) =>
         new(_deployment, [new Chain("INPUT", Hook.Xdp, _sandbox.ReceiverInterface, policy, rules, mode)]);
 
-    private static Rule DropUdpPort(string name, ushort port) => new(name, new Match(protocol: IpProtocol.Udp, destinationPort: port), Verdict.Drop);
+    private static Rule DropUdpPort(string name, ushort port) => new(name, Matches.Simple(protocol: IpProtocol.Udp, destinationPort: port), Verdict.Drop);
 
     [Theory]
     [InlineData(XdpMode.Native)]
@@ -90,7 +90,7 @@ public sealed class KernelPublishTests : IDisposable
     {
         using var accepted = _sandbox.BindUdp(53);
         using var other = _sandbox.BindUdp(5353);
-        var allowDns = new Rule("allow-dns", new Match(protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept);
+        var allowDns = new Rule("allow-dns", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept);
         Publisher.Publish(Rules(Verdict.Drop, XdpMode.Native, allowDns), new PublishOptions(_sandbox.Receiver));
         _sandbox.SendUdp(53, 2);
         _sandbox.SendUdp(5353, 2);

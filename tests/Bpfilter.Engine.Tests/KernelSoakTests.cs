@@ -25,7 +25,7 @@ public sealed class KernelSoakTests(ITestOutputHelper output)
         var name = $"bpft-soak{sandbox.Id}";
         Hook[] hooks = [Hook.Xdp, Hook.TcIngress, Hook.NfInput];
         Ruleset Version(int cycle, int v) => new(name, [new Chain("INPUT", hooks[cycle % 3], hooks[cycle % 3] == Hook.NfInput ? null : sandbox.ReceiverInterface,
-            Verdict.Accept, [new Rule($"r{v}", new Match(protocol: IpProtocol.Udp, destinationPort: (ushort)(1000 + v)), Verdict.Drop)])]);
+            Verdict.Accept, [new Rule($"r{v}", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: (ushort)(1000 + v)), Verdict.Drop)])]);
         void Cycle(int i)
         {
             Publisher.Publish(Version(i, 0), new PublishOptions(sandbox.Receiver));

@@ -29,8 +29,8 @@ public sealed class KernelSwapTests(ITestOutputHelper output)
         {
             Ruleset Version(int v) => new(name, [new Chain("INPUT", hook, hook.IsNetfilter() ? null : sandbox.ReceiverInterface, Verdict.Accept,
             [
-                new Rule($"unrelated-{v}", new Match(protocol: IpProtocol.Udp, destinationPort: (ushort)(1000 + v)), Verdict.Drop),
-                new Rule("drop-a", new Match(protocol: IpProtocol.Udp, destinationPort: DroppedPort), Verdict.Drop),
+                new Rule($"unrelated-{v}", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: (ushort)(1000 + v)), Verdict.Drop),
+                new Rule("drop-a", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: DroppedPort), Verdict.Drop),
             ])]);
             Publisher.Publish(Version(0), new PublishOptions(sandbox.Receiver));
 

@@ -11,7 +11,7 @@ public sealed class OffloadProfileTests
     public void An_offload_chain_compiles_to_what_the_NIC_accepts()
     {
         var chain = new Chain("INPUT", Hook.Xdp, "eth0", Verdict.Drop,
-            [new Rule("web", new Match(protocol: IpProtocol.Tcp, destinationPort: 443), Verdict.Accept)], XdpMode.Offload);
+            [new Rule("web", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 443), Verdict.Accept)], XdpMode.Offload);
         var compiled = ChainCompiler.Compile(chain);
         Assert.Equal(MapType.Array, compiled.Counters.Type);
         Assert.Empty(OffloadProfile.Violations(compiled.Program));

@@ -100,7 +100,7 @@ public sealed class ProgramImageTests
     public void Kfunc_calls_of_a_netfilter_image_are_named_from_kernel_symbols()
     {
         var chain = new Rules.Chain("INPUT", Rules.Hook.NfInput, null, Rules.Verdict.Accept,
-            [new Rules.Rule("telnet", new Rules.Match(protocol: Rules.IpProtocol.Tcp, destinationPort: 23), Rules.Verdict.Drop)]);
+            [new Rules.Rule("telnet", Matches.Simple(protocol: Rules.IpProtocol.Tcp, destinationPort: 23), Rules.Verdict.Drop)]);
         var compiled = ChainCompiler.Compile(chain);
         Assert.Contains(Disassembler.Disassemble(compiled.Program), l => l.Text == "(85) call bpf_dynptr_from_skb#0");
         using var counters = BpfMap.Create(compiled.Counters);

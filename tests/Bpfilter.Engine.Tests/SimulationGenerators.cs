@@ -27,7 +27,7 @@ public sealed class SimulationGenerators(int seed)
     private bool Chance(double p) => _random.NextDouble() < p;
 
     public uint Address() => Chance(0.85)
-        ? Ipv4Prefix.Parse(Pick(AddressPool)).Address
+        ? (uint)IpPrefix.Parse(Pick(AddressPool)).Address
         : (uint)_random.NextInt64(0, 1L << 32);
 
     public ushort Port() => Chance(0.85) ? Pick(PortPool) : (ushort)_random.Next(65536);
@@ -40,18 +40,18 @@ public sealed class SimulationGenerators(int seed)
         _ => (byte)_random.Next(256),
     };
 
-    public Ipv4Prefix Prefix()
+    public IpPrefix Prefix()
     {
         int length = _random.Next(6) switch { 0 => 0, 1 => 8, 2 => 16, 3 => 24, 4 => 32, _ => _random.Next(33) };
         uint mask = length == 0 ? 0 : uint.MaxValue << (32 - length);
-        return new Ipv4Prefix(Address() & mask, length);
+        return new IpPrefix(IpFamily.Ipv4, Address() & mask, length);
     }
 
     public Match Match()
     {
         IpProtocol? protocol = Chance(0.6) ? new IpProtocol(Protocol()) : null;
         bool ports = protocol is { HasPorts: true };
-        return new Match(
+        return Matches.Simple(
             source: Chance(0.35) ? Prefix() : null,
             destination: Chance(0.35) ? Prefix() : null,
             protocol: protocol,
@@ -67,7 +67,7 @@ public sealed class SimulationGenerators(int seed)
         {
             // A rule that matches everything ends the program early; keep those rare so later rules get tested.
             var match = Match();
-            if (match.IsAny && Chance(0.7)) match = new Match(protocol: new IpProtocol(Protocol()));
+            if (match.IsAny && Chance(0.7)) match = Matches.Simple(protocol: new IpProtocol(Protocol()));
             rules.Add(new Rule(Chance(0.85) ? $"r{i + 1}" : null, match, Chance(0.5) ? Verdict.Drop : Verdict.Accept));
         }
         var policy = Chance(0.5) ? Verdict.Drop : Verdict.Accept;

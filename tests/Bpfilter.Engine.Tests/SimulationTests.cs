@@ -12,9 +12,9 @@ public sealed class SimulationTests
     [
         new Chain("INPUT", Hook.Xdp, "bpfd1", Verdict.Accept,
         [
-            new Rule("drop-blocked-host", new Match(source: Ipv4Prefix.Parse("10.200.0.66")), Verdict.Drop),
-            new Rule("no-telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop),
-            new Rule("allow-dns", new Match(protocol: IpProtocol.Udp, destination: Ipv4Prefix.Parse("10.200.0.0/24"), destinationPort: 53), Verdict.Accept),
+            new Rule("drop-blocked-host", Matches.Simple(source: IpPrefix.Parse("10.200.0.66")), Verdict.Drop),
+            new Rule("no-telnet", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop),
+            new Rule("allow-dns", Matches.Simple(protocol: IpProtocol.Udp, destination: IpPrefix.Parse("10.200.0.0/24"), destinationPort: 53), Verdict.Accept),
         ]),
     ]);
 
@@ -56,7 +56,7 @@ public sealed class SimulationTests
     public void IPv6_frames_pass_as_not_ipv4_and_meet_no_rule()
     {
         var result = Test(new PacketFields { Source = "2001:db8::1", Destination = "2001:db8::2", Protocol = IpProtocol.Tcp, DestinationPort = 23 });
-        Assert.Equal((Verdict.Accept, Decider.NotIpv4, ""), (result.Verdict!.Value, result.DecidedBy, result.Rule));
+        Assert.Equal((Verdict.Accept, Decider.NotIpv4, ""), (result.Verdict!, result.DecidedBy, result.Rule));
         Assert.Empty(result.Evaluated);
         Assert.StartsWith("tcp [2001:db8::1]:0 -> [2001:db8::2]:23", result.Packet);
     }
@@ -66,25 +66,25 @@ public sealed class SimulationTests
     {
         var frame = PacketBuilder.Build(new PacketFields(), PacketLayer.Ethernet)[..30];
         var result = Simulator.Test(Demo, Demo.Chains[0], frame);
-        Assert.Equal((Verdict.Drop, Decider.Malformed), (result.Verdict!.Value, result.DecidedBy));
+        Assert.Equal((Verdict.Drop, Decider.Malformed), (result.Verdict!, result.DecidedBy));
         Assert.Null(result.Position);
     }
 
     [Fact]
     public void Unnamed_rules_are_named_by_position_and_tc_accept_is_tcx_next()
     {
-        var ruleset = new Ruleset("t", [new Chain("IN", Hook.TcIngress, "eth0", Verdict.Drop, [new Rule(null, new Match(protocol: IpProtocol.Icmp), Verdict.Accept)])]);
+        var ruleset = new Ruleset("t", [new Chain("IN", Hook.TcIngress, "eth0", Verdict.Drop, [new Rule(null, Matches.Simple(protocol: IpProtocol.Icmp), Verdict.Accept)])]);
         var result = Test(new PacketFields { Protocol = IpProtocol.Icmp }, ruleset);
-        Assert.Equal(("#1", 1, Verdict.Accept, -1), (result.Rule, result.Position!.Value, result.Verdict!.Value, result.ReturnCode));
+        Assert.Equal(("#1", 1, Verdict.Accept, -1), (result.Rule, result.Position!.Value, result.Verdict!, result.ReturnCode));
         Assert.Equal("tc-ingress", result.Hook);
     }
 
     [Fact]
     public void Network_layer_hooks_get_the_packet_without_an_ethernet_header()
     {
-        var ruleset = new Ruleset("n", [new Chain("INPUT", Hook.NfInput, null, Verdict.Accept, [new Rule("ssh", new Match(protocol: IpProtocol.Tcp, destinationPort: 22), Verdict.Drop)])]);
+        var ruleset = new Ruleset("n", [new Chain("INPUT", Hook.NfInput, null, Verdict.Accept, [new Rule("ssh", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 22), Verdict.Drop)])]);
         var result = Test(new PacketFields { Protocol = IpProtocol.Tcp, DestinationPort = 22 }, ruleset);
-        Assert.Equal(("ssh", Verdict.Drop, 0, 40), (result.Rule, result.Verdict!.Value, result.ReturnCode, result.Length));
+        Assert.Equal(("ssh", Verdict.Drop, 0, 40), (result.Rule, result.Verdict!, result.ReturnCode, result.Length));
     }
 
     [Fact]

@@ -158,7 +158,7 @@ public sealed class YamlHardeningTests
     [InlineData(Header + "      - { match: { protocol: [tcp] }, action: drop }\n", 8, 30, "protocol must be a single value, not a list")]
     [InlineData(Header + "      - { match: { protocol: tcp, destination-port: [23] }, action: drop }\n", 8, 53, "destination-port must be a single value, not a list")]
     [InlineData(Header + "      - { action: [drop] }\n", 8, 19, "action must be a single value, not a list")]
-    [InlineData(Header + "      - { action: 1 }\n", 8, 19, "action: '1' is not one of accept, drop")]
+    [InlineData(Header + "      - { action: 1 }\n", 8, 19, "'1' is not a verdict: use accept, drop")]
     public void Wrong_type_at_any_level_is_refused_at_the_value(string text, long line, long column, string message) =>
         Fails(text, line, column, message);
 

@@ -60,9 +60,9 @@ public sealed class YamlRulesetReaderTests
             (chain.Name, chain.Hook, chain.Interface, chain.Policy, chain.Mode));
         Assert.Equal(
             [
-                new Rule("drop-blocked-host", new Match(source: Ipv4Prefix.Parse("10.200.0.66")), Verdict.Drop),
-                new Rule("no-telnet", new Match(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop),
-                new Rule("allow-dns", new Match(destination: Ipv4Prefix.Parse("10.200.0.0/24"), protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept),
+                new Rule("drop-blocked-host", Matches.Simple(source: IpPrefix.Parse("10.200.0.66")), Verdict.Drop),
+                new Rule("no-telnet", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop),
+                new Rule("allow-dns", Matches.Simple(destination: IpPrefix.Parse("10.200.0.0/24"), protocol: IpProtocol.Udp, destinationPort: 53), Verdict.Accept),
             ],
             chain.Rules);
     }
@@ -152,7 +152,7 @@ public sealed class YamlRulesetReaderTests
 
     [Fact]
     public void Unknown_action_is_refused_with_the_allowed_ones() =>
-        AssertFails(Header + "      - action: reject\n", 8, 17, "action: 'reject' is not one of accept, drop");
+        AssertFails(Header + "      - action: explode\n", 8, 17, "'explode' is not a verdict: use accept, drop, reject");
 
     [Fact]
     public void Unknown_hook_is_refused_with_the_allowed_ones() =>

@@ -25,7 +25,7 @@ public sealed class CmdletBindingTests : IDisposable
             "$r.GetType().FullName; $r.Name; $r.Verdict.ToString(); $r.Match.ToString()");
         Assert.Empty(errors);
         Assert.Equal(
-            ["Bpfilter.Engine.Rules.Rule", "web", "Accept", "source 10.0.0.0/8 destination 192.0.2.200 protocol tcp source-port 1024 destination-port 443"],
+            ["Bpfilter.Engine.Rules.Rule", "web", "accept", "source 10.0.0.0/8 destination 192.0.2.200 protocol tcp source-port 1024 destination-port 443"],
             output.Select(o => o.ToString()));
     }
 
@@ -58,7 +58,7 @@ public sealed class CmdletBindingTests : IDisposable
         var error = Assert.Single(errors);
         Assert.Equal("Bpfilter.RulesetSyntax,Bpfilter.Commands.ImportBpfRulesetCommand", error.FullyQualifiedErrorId);
         Assert.StartsWith($"{bad}:8:", error.Exception.Message);
-        Assert.Contains("'maybe' is not one of accept, drop", error.Exception.Message);
+        Assert.Contains("'maybe' is not a verdict: use accept, drop", error.Exception.Message);
     }
 
     [Fact]

@@ -47,7 +47,7 @@ public static class ChainCompiler
             var next = asm.NewLabel($"rule_{i + 1}_next");
             EmitMatch(asm, rule.Match, next);
             EmitDecision(asm, i, hook.ReturnCode(rule.Verdict), count);
-            decided = rule.Match.IsAny;
+            decided = rule.Match with { Source = null, Destination = null } == Match.Any && rule.Match.Source is null or { IsAnyAddress: true } && rule.Match.Destination is null or { IsAnyAddress: true };
             if (!decided) asm.Mark(next);
         }
 
@@ -67,11 +67,11 @@ public static class ChainCompiler
 
     private static void EmitMatch(Assembler asm, Match match, Label noMatch)
     {
-        if (match.Protocol is { } protocol) ProtocolMatcher.Emit(asm, protocol, noMatch);
-        if (match.Source is { } source) Ipv4AddressMatcher.Emit(asm, Registers.SourceAddress, source, noMatch);
-        if (match.Destination is { } destination) Ipv4AddressMatcher.Emit(asm, Registers.DestinationAddress, destination, noMatch);
-        if (match.SourcePort is { } sourcePort) PortMatcher.Emit(asm, Registers.SourcePort, sourcePort, noMatch);
-        if (match.DestinationPort is { } destinationPort) PortMatcher.Emit(asm, Registers.DestinationPort, destinationPort, noMatch);
+        if (match.Protocol is { } protocol) ProtocolMatcher.Emit(asm, protocol.Protocol, noMatch);
+        if (match.Source is { } source) Ipv4AddressMatcher.Emit(asm, Registers.SourceAddress, source.Prefixes[0], noMatch);
+        if (match.Destination is { } destination) Ipv4AddressMatcher.Emit(asm, Registers.DestinationAddress, destination.Prefixes[0], noMatch);
+        if (match.SourcePort is { } sourcePort) PortMatcher.Emit(asm, Registers.SourcePort, sourcePort.Ranges[0].First, noMatch);
+        if (match.DestinationPort is { } destinationPort) PortMatcher.Emit(asm, Registers.DestinationPort, destinationPort.Ranges[0].First, noMatch);
     }
 
     private static void EmitDecision(Assembler asm, int slot, int returnCode, Label count)

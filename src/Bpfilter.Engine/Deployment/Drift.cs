@@ -77,7 +77,7 @@ public static class Drift
 
     private static string Describe(string? rule, string match, Verdict action) => $"{rule ?? "(unnamed)"}: {match} -> {Word(action)}";
 
-    private static string Word(Verdict verdict) => verdict.ToString().ToLowerInvariant();
+    private static string Word(Verdict verdict) => verdict.ToString();
 
     private static string AttachPoint(DeployedChain chain, TcxOrder order) =>
         Text(chain.Hook, chain.Interface ?? chain.Cgroup, chain.NetworkNamespace, chain.Mode, chain.Priority, order);

@@ -39,7 +39,7 @@ public sealed record Manifest(int Format, string Name, long Generation, DateTime
     private static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        Converters = { new VerdictJsonConverter(), new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
     };
 
     /// <summary>Every pin the deployment needs at this generation; anything else in its directory is left over.</summary>

@@ -295,7 +295,7 @@ public static class YamlRulesetReader
                 priority = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var p) ? p
                     : throw Error(priorityNode, $"priority: '{text}' is not a whole number from {int.MinValue + 2} to {int.MaxValue - 1}");
             }
-            var policy = Optional(map, "policy") is { } policyNode ? Enum<Verdict>(policyNode, "policy") : Verdict.Accept;
+            var policy = Optional(map, "policy") is { } policyNode ? Guard(policyNode, () => Verdict.Parse(Scalar(policyNode, "policy"))) : Verdict.Accept;
             var ruleNodes = Optional(map, "rules") is { } rulesNode ? Sequence(rulesNode, "rules").Children : (IList<YamlNode>)[];
             var rules = ruleNodes.Select(ReadRule).ToList();
             try
@@ -321,7 +321,8 @@ public static class YamlRulesetReader
                 Guard(nameNode, () => Names.CheckRuleName(name));
             }
             var match = Optional(map, "match") is { } matchNode ? ReadMatch(matchNode) : Match.Any;
-            var verdict = Enum<Verdict>(Required(map, "action", name is null ? "a rule" : $"rule '{name}'"), "action");
+            var actionNode = Required(map, "action", name is null ? "a rule" : $"rule '{name}'");
+            var verdict = Guard(actionNode, () => Verdict.Parse(Scalar(actionNode, "action")));
             return new Rule(name, match, verdict);
         }
 
@@ -329,14 +330,16 @@ public static class YamlRulesetReader
         {
             var map = Mapping(node, "match");
             CheckKeys(map, MatchKeys, "match");
-            Ipv4Prefix? Prefix(string key) => Optional(map, key) is { } n ? Guard(n, () => Ipv4Prefix.Parse(Scalar(n, key))) : null;
-            ushort? Port(string key) => Optional(map, key) is { } n ? ParsePort(n, key) : null;
-            var protocol = Optional(map, "protocol") is { } p ? Guard(p, () => IpProtocol.Parse(Scalar(p, "protocol"))) : (IpProtocol?)null;
+            AddressMatch? Prefix(string key) => Optional(map, key) is { } n ? new AddressMatch([Guard(n, () => IpPrefix.Parse(Scalar(n, key)))]) : null;
+            PortMatch? Port(string key) => Optional(map, key) is { } n ? PortMatch.Single(ParsePort(n, key)) : null;
+            var protocol = Optional(map, "protocol") is { } p ? new ProtocolMatch(Guard(p, () => IpProtocol.Parse(Scalar(p, "protocol")))) : null;
             var source = Prefix("source");
             var destination = Prefix("destination");
             var sourcePort = Port("source-port");
             var destinationPort = Port("destination-port");
-            return Guard(node, () => new Match(source, destination, protocol, sourcePort, destinationPort), map);
+            var match = new Match { Source = source, Destination = destination, Protocol = protocol, SourcePort = sourcePort, DestinationPort = destinationPort };
+            Guard(node, () => { match.Validate(); return match; }, map);
+            return match;
         }
 
         private ushort ParsePort(YamlNode node, string key)

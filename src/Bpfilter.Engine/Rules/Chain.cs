@@ -43,17 +43,14 @@ public sealed record Chain
         if (order != TcxOrder.Last && hook is not (Hook.TcIngress or Hook.TcEgress))
             throw new RulesetValidationException($"chain '{name}': order is for tc chains only, not {hookName}", "order");
         if (networkNamespace is not null) Names.CheckNamespace(networkNamespace);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (int i = 0; i < rules.Count; i++)
-        {
-            if (rules[i].Name is { } ruleName && !seen.Add(ruleName))
-                throw new RulesetValidationException($"chain '{name}' has two rules named '{ruleName}'", "name", i);
-        }
+        if (policy.Kind is not (VerdictKind.Accept or VerdictKind.Drop))
+            throw new RulesetValidationException($"chain '{name}': a policy is accept or drop, not {policy}", "policy");
+        CheckRuleNames(name, rules);
         Name = name;
         Hook = hook;
         Interface = interfaceName;
         Policy = policy;
-        Rules = rules.ToArray();
+        Rules = new ValueList<Rule>(rules);
         Mode = mode;
         Priority = hook.IsNetfilter() ? priority ?? DefaultPriority : null;
         Order = order;
@@ -68,7 +65,7 @@ public sealed record Chain
     public string? Interface { get; }
     public XdpMode Mode { get; }
     public Verdict Policy { get; }
-    public IReadOnlyList<Rule> Rules { get; }
+    public ValueList<Rule> Rules { get; }
 
     /// <summary>Netfilter hook priority (lower runs first); null for other hooks.</summary>
     public int? Priority { get; }
@@ -79,6 +76,16 @@ public sealed record Chain
 
     /// <summary>The network namespace the chain attaches in (a name under /run/netns or a path); null for the publisher's own or the publish's -NetworkNamespace.</summary>
     public string? NetworkNamespace { get; }
+
+    internal static void CheckRuleNames(string chain, IReadOnlyList<Rule> rules)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < rules.Count; i++)
+        {
+            if (rules[i].Name is { } ruleName && !seen.Add(ruleName))
+                throw new RulesetValidationException($"chain '{chain}' has two rules named '{ruleName}'", "name", i);
+        }
+    }
 
     /// <summary>Where the chain attaches, for messages: "xdp on eth0", "nf-input", "cgroup-egress on /sys/fs/cgroup/x".</summary>
     public string AttachPoint => Hook.ToName() + (Interface is not null ? $" on {Interface}" : Cgroup is not null ? $" on {Cgroup}" : "")

@@ -26,7 +26,15 @@ public static partial class Names
     {
         if (!RulePattern().IsMatch(name))
             throw new RulesetValidationException(
-                $"'{name}' is not a rule name: use 1 to 64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit", "name");
+                $"'{name}' is not a rule name: use 1 to 256 printable characters, not starting or ending with a space", "name");
+    }
+
+    /// <summary>Set names, as nftables allows them: a letter, then up to 31 letters, digits, '_', '-' or '.'.</summary>
+    public static void CheckSetName(string name)
+    {
+        if (name is null || !SetPattern().IsMatch(name))
+            throw new RulesetValidationException(
+                $"'{name}' is not a set name: use 1 to 32 letters, digits, '_', '-' or '.', starting with a letter", "set");
     }
 
     /// <summary>Linux interface names: 1–15 bytes, not "." or "..", no '/', ':' or white space (dev_valid_name).</summary>
@@ -64,8 +72,11 @@ public static partial class Names
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,28}\\z")]
     private static partial Regex ChainPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\\z")]
+    [GeneratedRegex(@"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]{0,254}[^\x00-\x20\x7f])?\z")]
     private static partial Regex RulePattern();
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_.-]{0,31}\\z")]
+    private static partial Regex SetPattern();
 
     [GeneratedRegex(@"^[\x21-\x2e\x30-\x39\x3b-\x7e]{1,15}\z")]
     private static partial Regex InterfacePattern();

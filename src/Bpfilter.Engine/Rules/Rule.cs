@@ -6,8 +6,11 @@ public sealed record Rule
     public Rule(string? name, Match match, Verdict verdict)
     {
         if (name is not null) Names.CheckRuleName(name);
+        ArgumentNullException.ThrowIfNull(match);
+        ArgumentNullException.ThrowIfNull(verdict);
+        match.Validate();
         Name = name;
-        Match = match ?? throw new ArgumentNullException(nameof(match));
+        Match = match;
         Verdict = verdict;
     }
 
@@ -15,5 +18,5 @@ public sealed record Rule
     public Match Match { get; }
     public Verdict Verdict { get; }
 
-    public override string ToString() => $"{Name ?? "(unnamed)"}: {Match} -> {Verdict.ToString().ToLowerInvariant()}";
+    public override string ToString() => $"{Name ?? "(unnamed)"}: {Match} -> {Verdict}";
 }

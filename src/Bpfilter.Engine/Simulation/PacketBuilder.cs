@@ -224,7 +224,7 @@ public static class PacketBuilder
             {
                 try
                 {
-                    Ipv4Prefix.Parse(text); // the rules' own strict dotted quad: no "10.1" shorthands
+                    IpPrefix.Parse(text); // the rules' own strict dotted quad: no "10.1" shorthands
                 }
                 catch (RulesetValidationException)
                 {

@@ -32,19 +32,22 @@ public sealed class NewBpfRuleCommand : PSCmdlet
     public int? DestinationPort { get; set; }
 
     [Parameter(Mandatory = true)]
-    public Verdict Action { get; set; }
+    [ArgumentCompleter(typeof(VerdictCompleter))]
+    public string Action { get; set; } = "";
 
     protected override void ProcessRecord()
     {
         try
         {
-            var match = new Match(
-                Source is null ? null : Ipv4Prefix.Parse(Source),
-                Destination is null ? null : Ipv4Prefix.Parse(Destination),
-                Protocol is null ? null : IpProtocol.Parse(Protocol),
-                (ushort?)SourcePort,
-                (ushort?)DestinationPort);
-            WriteObject(new Rule(Name, match, Action));
+            var match = new Match
+            {
+                Source = Source is null ? null : new AddressMatch([IpPrefix.Parse(Source)]),
+                Destination = Destination is null ? null : new AddressMatch([IpPrefix.Parse(Destination)]),
+                Protocol = Protocol is null ? null : new ProtocolMatch(IpProtocol.Parse(Protocol)),
+                SourcePort = SourcePort is int sp ? PortMatch.Single((ushort)sp) : null,
+                DestinationPort = DestinationPort is int dp ? PortMatch.Single((ushort)dp) : null,
+            };
+            WriteObject(new Rule(Name, match, Verdict.Parse(Action)));
         }
         catch (BpfilterException e)
         {

@@ -46,7 +46,8 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
     public TcxOrder Order { get; set; } = TcxOrder.Last;
 
     [Parameter(ParameterSetName = RuleSet)]
-    public Verdict Policy { get; set; } = Verdict.Accept;
+    [ValidateSet("accept", "drop", IgnoreCase = true)]
+    public string Policy { get; set; } = "accept";
 
     [Parameter(ParameterSetName = RuleSet)]
     public XdpMode Mode { get; set; } = XdpMode.Native;
@@ -70,7 +71,7 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
         Ruleset ruleset;
         try
         {
-            ruleset = new Ruleset(Name, [new Chain(Chain, Hook, Interface, Policy, _rules, Mode, Priority, Order, Cgroup)]);
+            ruleset = new Ruleset(Name, [new Chain(Chain, Hook, Interface, Verdict.Parse(Policy), _rules, Mode, Priority, Order, Cgroup)]);
         }
         catch (BpfilterException e)
         {

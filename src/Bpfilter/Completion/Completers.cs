@@ -68,3 +68,15 @@ public sealed class IcmpTypeCompleter : WordCompleter
 {
     protected override IEnumerable<string> Candidates() => IcmpTypes.Names;
 }
+
+/// <summary>Verdicts in the rule language's spelling (jump and goto take a chain after them).</summary>
+public sealed class VerdictCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => ["accept", "drop", "reject", "continue", "return", "log"];
+}
+
+/// <summary>Chain policies: accept or drop.</summary>
+public sealed class PolicyCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => ["accept", "drop"];
+}

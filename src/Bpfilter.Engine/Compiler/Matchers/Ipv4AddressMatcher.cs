@@ -10,17 +10,17 @@ namespace Bpfilter.Engine.Compiler.Matchers;
 /// </summary>
 internal static class Ipv4AddressMatcher
 {
-    public static void Emit(Assembler asm, Register field, Ipv4Prefix prefix, Label noMatch)
+    public static void Emit(Assembler asm, Register field, IpPrefix prefix, Label noMatch)
     {
         if (prefix.Length == 0) return;
-        uint network = BinaryPrimitives.ReverseEndianness(prefix.Address);
+        uint network = BinaryPrimitives.ReverseEndianness((uint)prefix.Address);
         if (prefix.Length == 32)
         {
             FieldCompare.JumpIfNotEqual(asm, field, network, noMatch);
             return;
         }
         asm.Mov32(Registers.Scratch, field);
-        asm.Alu32(AluOp.And, Registers.Scratch, unchecked((int)BinaryPrimitives.ReverseEndianness(prefix.Mask)));
+        asm.Alu32(AluOp.And, Registers.Scratch, unchecked((int)BinaryPrimitives.ReverseEndianness((uint)prefix.Mask)));
         asm.Jump32(JumpOp.Jne, Registers.Scratch, network, noMatch);
     }
 }
