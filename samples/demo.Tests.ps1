@@ -81,10 +81,12 @@ Describe 'The demo firewall' {
                 Should -BeVerdict Accept -ByRule '(policy)'
         }
 
-        It 'passes IPv6 and ARP without judging them' {
+        It 'judges IPv6 by the rules that name no family, and passes ARP without judging it' {
             Test-BpfPacket -Ruleset $ruleset -Source 2001:db8::7 -Destination 2001:db8::10 -Protocol tcp -DestinationPort 23 |
-                Should -BeVerdict Accept -ByRule '(not ipv4)'
-            Test-BpfPacket -Ruleset $ruleset -EtherType 0x0806 | Should -BeVerdict Accept -ByRule '(not ipv4)'
+                Should -BeVerdict Drop -ByRule no-telnet
+            Test-BpfPacket -Ruleset $ruleset -Source 2001:db8::7 -Destination 2001:db8::10 -Protocol udp -DestinationPort 53 |
+                Should -BeVerdict Accept -ByRule '(policy)'
+            Test-BpfPacket -Ruleset $ruleset -EtherType 0x0806 | Should -BeVerdict Accept -ByRule '(not ip)'
         }
 
         It 'drops a cut-short IPv4 header before any rule sees it' {

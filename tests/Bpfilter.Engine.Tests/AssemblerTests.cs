@@ -97,7 +97,7 @@ public sealed class AssemblerTests
         var top = asm.NewLabel("top");
         var bottom = asm.NewLabel("bottom");
         asm.Mark(top);                        // 0
-        asm.Jump(bottom);                     // 0: forward over ld_imm64 (1, 2) and the backward jump (3)
+        asm.Jump(JumpOp.Jeq, Register.R2, 0, bottom); // 0: forward over ld_imm64 (1, 2) and the backward jump (3)
         asm.LoadImm64(Register.R1, 1);        // 1, 2
         asm.Jump(JumpOp.Jeq, Register.R1, 0, top); // 3
         asm.Mark(bottom);                     // 4
@@ -121,6 +121,26 @@ public sealed class AssemblerTests
         asm.Jump(self);
         var instructions = asm.Assemble("t", ProgramType.Xdp).Instructions;
         Assert.Equal(((short)0, (short)-1), (instructions[0].Offset, instructions[1].Offset));
+    }
+
+    [Fact]
+    public void Unreachable_instructions_are_dropped_and_jumps_follow()
+    {
+        var asm = new Assembler();
+        var end = asm.NewLabel("end");
+        asm.BeginRegion("first");
+        asm.Mov(Register.R0, 1);              // 0
+        asm.Jump(end);                        // 1
+        asm.BeginRegion("dead");
+        asm.Mov(Register.R0, 2);              // never reached
+        asm.LoadImm64(Register.R1, 3);        // never reached (both slots)
+        asm.BeginRegion("last");
+        asm.Mark(end);
+        asm.Exit();                           // 2
+        var program = asm.Assemble("t", ProgramType.Xdp);
+        Assert.Equal(3, program.Instructions.Count);
+        Assert.Equal(0, program.Instructions[1].Offset);
+        Assert.Equal(["first", "last"], program.Regions.Select(r => r.Label));
     }
 
     [Fact]
@@ -148,11 +168,14 @@ public sealed class AssemblerTests
     {
         var asm = new Assembler();
         var far = asm.NewLabel("far");
+        var body = asm.NewLabel("body");
+        asm.Jump(JumpOp.Jne, Register.R1, 0, body); // keeps the body reachable
         asm.Jump(far);
+        asm.Mark(body);
         for (int i = 0; i < short.MaxValue + 1; i++) asm.Mov(Register.R0, 1);
         asm.Mark(far);
         asm.Exit();
-        var gotol = asm.Assemble("t", ProgramType.Xdp).Instructions[0];
+        var gotol = asm.Assemble("t", ProgramType.Xdp).Instructions[1];
         Assert.Equal(((byte)0x06, (short)0, short.MaxValue + 1), (gotol.Opcode, gotol.Offset, gotol.Immediate)); // JMP32 | JA, offset in imm
 
         var conditional = new Assembler();

@@ -272,8 +272,8 @@ public sealed class DisassemblerTests
         Assert.Equal("(95) exit", lines[^1].Text);
         Assert.Contains(lines, l => l.Text == $"(18) r1 = map[{compiled.Counters.Name}]");
         Assert.Contains(lines, l => l.Text == "(85) call bpf_map_lookup_elem#1");
-        // the one /32 compare of the demo: source 10.200.0.66, as the wire bytes read little-endian (0x4200c80a), XORed in 32 bits
-        Assert.Contains(lines, l => l.Text == "(a4) w0 ^= 1107347466");
+        // the one /32 compare of the demo: source 10.200.0.66 in host order (0x0ac80042), XORed in 32 bits
+        Assert.Contains(lines, l => l.Text == "(a4) w0 ^= 180879426");
         Assert.Contains(lines, l => l.Text.StartsWith("(56) if w0 != 0x0 goto pc+", StringComparison.Ordinal));
     }
 

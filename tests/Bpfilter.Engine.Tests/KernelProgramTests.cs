@@ -104,7 +104,7 @@ public sealed class KernelProgramTests
     {
         using var p = new Loaded(Drop("everything", Match.Any));
         Assert.Equal(XdpPass, p.Program.TestRun(Frames.Arp()));
-        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.NotIpv4Slot));
+        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.NotIpSlot));
         Assert.Equal(0UL, p.Packets(0));
     }
 
@@ -130,12 +130,12 @@ public sealed class KernelProgramTests
     }
 
     [Fact]
-    public void A_transport_header_cut_short_has_no_ports()
+    public void A_transport_header_cut_short_is_malformed()
     {
         using var p = new Loaded(Drop("dns", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53)));
-        var frame = Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53)[..(14 + 20 + 3)];
-        Assert.Equal(XdpPass, p.Program.TestRun(frame));
-        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.PolicySlot));
+        var frame = Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53)[..(14 + 20 + 7)];
+        Assert.Equal(XdpDrop, p.Program.TestRun(frame));
+        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.MalformedSlot));
     }
 
     [Fact]

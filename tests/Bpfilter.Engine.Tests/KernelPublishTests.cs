@@ -96,7 +96,8 @@ public sealed class KernelPublishTests : IDisposable
         _sandbox.SendUdp(5353, 2);
         Assert.Equal((2, 0), (Sandbox.Drain(accepted), Sandbox.Drain(other)));
         var counters = Deployments.Counters(_deployment);
-        Assert.Equal(2UL, counters.Single(c => c.Kind == CounterKind.Policy).Packets);
-        Assert.True(counters.Single(c => c.Kind == CounterKind.NotIpv4).Packets >= 1); // the ARP request that let the datagrams out
+        // The two datagrams to 5353, and any IPv6 neighbour discovery the veth sent meanwhile: the chain judges IPv6 too.
+        Assert.True(counters.Single(c => c.Kind == CounterKind.Policy).Packets >= 2);
+        Assert.True(counters.Single(c => c.Kind == CounterKind.NotIp).Packets >= 1); // the ARP request that let the datagrams out
     }
 }

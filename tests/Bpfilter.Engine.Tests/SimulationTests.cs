@@ -53,11 +53,11 @@ public sealed class SimulationTests
     }
 
     [Fact]
-    public void IPv6_frames_pass_as_not_ipv4_and_meet_no_rule()
+    public void IPv6_frames_meet_the_rules_that_name_no_family()
     {
         var result = Test(new PacketFields { Source = "2001:db8::1", Destination = "2001:db8::2", Protocol = IpProtocol.Tcp, DestinationPort = 23 });
-        Assert.Equal((Verdict.Accept, Decider.NotIpv4, ""), (result.Verdict!, result.DecidedBy, result.Rule));
-        Assert.Empty(result.Evaluated);
+        Assert.Equal((Verdict.Drop, Decider.Rule, "no-telnet"), (result.Verdict!, result.DecidedBy, result.Rule));
+        Assert.Equal(["drop-blocked-host", "no-telnet"], result.Evaluated);
         Assert.StartsWith("tcp [2001:db8::1]:0 -> [2001:db8::2]:23", result.Packet);
     }
 

@@ -80,7 +80,7 @@ Describe 'Test-BpfPacket' {
     It 'takes raw bytes, malformed ones included' {
         $frame = [byte[]]::new(30); $frame[12] = 0x08; $frame[14] = 0x45
         (Test-BpfPacket -Ruleset $demo -Packet $frame).DecidedBy | Should -Be 'Malformed'
-        (Test-BpfPacket -Ruleset $demo -Bytes ([byte[]]::new(14))).DecidedBy | Should -Be 'NotIpv4'
+        (Test-BpfPacket -Ruleset $demo -Bytes ([byte[]]::new(14))).DecidedBy | Should -Be 'NotIp'
     }
 
     It 'picks a chain by name or by hook, and says when it cannot' {

@@ -5,114 +5,36 @@ using Bpfilter.Engine.Rules;
 namespace Bpfilter.Engine.Compiler;
 
 /// <summary>
-/// Lowers one chain into one program: parse the headers once, then each rule as a run of compares that
-/// fall through to the next rule on the first mismatch, then the policy; every path ends in one epilogue
-/// that adds the packet to its counter slot and returns the verdict.
+/// Lowers one hooked chain into one program: parse the headers once into the packet record, then each rule as a run
+/// of tests that fall through to the next rule on the first failure, then the policy. A rule that matches counts the
+/// packet in its slot; accept and drop then end in one epilogue that returns the verdict; continue goes on; a jump
+/// runs the user chain's rules inline and comes back after the jumping rule; a goto runs them and comes back where
+/// the chain it left would have returned; return goes back (at the hooked chain: to the policy).
 /// </summary>
 public static class ChainCompiler
 {
-    public static CompiledChain Compile(Chain chain)
+    /// <summary>The most instructions the kernel loads in one program (BPF_COMPLEXITY_LIMIT_INSNS).</summary>
+    public const int MaxInstructions = 1_000_000;
+
+    /// <summary>Compiles a chain that jumps nowhere and names no set, as listings and the interpreter do (<see cref="CompileOptions.Simulation"/>).</summary>
+    public static CompiledChain Compile(Chain chain) =>
+        Compile(new Ruleset("chain", [chain]), chain, CompileOptions.Simulation);
+
+    public static CompiledChain Compile(Ruleset ruleset, Chain chain, CompileOptions options)
     {
         var hook = HookFlavour.For(chain.Hook);
-        var layout = new CounterLayout(chain.Rules.Count);
+        var userChains = ruleset.Reachable(chain.Rules);
+        var layout = new CounterLayout(chain.Rules.Count, userChains.Select(u => (u.Name, u.Rules.Count)));
         // Offloaded programs run on the NIC, which has no per-CPU maps: one shared array, added to atomically.
         bool shared = chain.Mode == XdpMode.Offload;
         var counters = new MapSpec(KernelName("c_", chain.Name), shared ? MapType.Array : MapType.PerCpuArray, 4, CounterLayout.ValueSize, (uint)layout.SlotCount);
-        var asm = new Assembler();
-        var notIpv4 = asm.NewLabel("not_ipv4");
-        var malformed = asm.NewLabel("malformed");
-        var count = asm.NewLabel("count");
-
-        asm.BeginRegion("prologue");
-        hook.EmitParse(asm, notIpv4, malformed);
-        var rules = asm.NewLabel("rules");
-        asm.Jump(rules);
-
-        // The parser's exits sit right after it, within reach of its 16-bit conditional jumps however long the chain.
-        asm.BeginRegion("not ipv4");
-        asm.Mark(notIpv4);
-        EmitDecision(asm, layout.NotIpv4Slot, hook.ReturnCode(Verdict.Accept), count);
-        asm.BeginRegion("malformed");
-        asm.Mark(malformed);
-        EmitDecision(asm, layout.MalformedSlot, hook.ReturnCode(Verdict.Drop), count);
-
-        // The verifier refuses unreachable code: after a rule that matches everything, nothing more is emitted
-        // (later rules keep their counter slots, which stay at zero).
-        asm.Mark(rules);
-        bool decided = false;
-        for (int i = 0; i < chain.Rules.Count && !decided; i++)
-        {
-            var rule = chain.Rules[i];
-            asm.BeginRegion($"rule {i + 1}" + (rule.Name is null ? "" : $" {rule.Name}"));
-            var next = asm.NewLabel($"rule_{i + 1}_next");
-            EmitMatch(asm, rule.Match, next);
-            EmitDecision(asm, i, hook.ReturnCode(rule.Verdict), count);
-            decided = rule.Match with { Source = null, Destination = null } == Match.Any && rule.Match.Source is null or { IsAnyAddress: true } && rule.Match.Destination is null or { IsAnyAddress: true };
-            if (!decided) asm.Mark(next);
-        }
-
-        if (!decided)
-        {
-            asm.BeginRegion("policy");
-            EmitDecision(asm, layout.PolicySlot, hook.ReturnCode(chain.Policy), count);
-        }
-
-        asm.BeginRegion("epilogue");
-        asm.Mark(count);
-        EmitCountAndReturn(asm, counters, shared);
-
-        var program = asm.Assemble(KernelName("bf_", chain.Name), hook.ProgramType, hook.ExpectedAttachType);
-        return new CompiledChain(chain, program, counters, layout);
-    }
-
-    private static void EmitMatch(Assembler asm, Match match, Label noMatch)
-    {
-        if (match.Protocol is { } protocol) ProtocolMatcher.Emit(asm, protocol.Protocol, noMatch);
-        if (match.Source is { } source) Ipv4AddressMatcher.Emit(asm, Registers.SourceAddress, source.Prefixes[0], noMatch);
-        if (match.Destination is { } destination) Ipv4AddressMatcher.Emit(asm, Registers.DestinationAddress, destination.Prefixes[0], noMatch);
-        if (match.SourcePort is { } sourcePort) PortMatcher.Emit(asm, Registers.SourcePort, sourcePort.Ranges[0].First, noMatch);
-        if (match.DestinationPort is { } destinationPort) PortMatcher.Emit(asm, Registers.DestinationPort, destinationPort.Ranges[0].First, noMatch);
-    }
-
-    private static void EmitDecision(Assembler asm, int slot, int returnCode, Label count)
-    {
-        asm.Mov(Registers.CounterSlot, slot);
-        asm.Mov(Registers.Verdict, returnCode);
-        asm.Jump(count);
-    }
-
-    /// <summary>
-    /// counters[slot].packets += 1; counters[slot].bytes += packet length; return verdict.
-    /// A plain add is safe on a per-CPU slot (these hooks do not nest on one CPU); a shared slot needs an atomic add.
-    /// </summary>
-    private static void EmitCountAndReturn(Assembler asm, MapSpec counters, bool shared)
-    {
-        var done = asm.NewLabel("return");
-        asm.Store(Size.Word, Register.R10, StackSlots.CounterKey, Registers.CounterSlot);
-        asm.LoadMap(Register.R1, counters);
-        asm.Mov(Register.R2, Register.R10);
-        asm.Alu64(AluOp.Add, Register.R2, StackSlots.CounterKey);
-        asm.Call(Helper.MapLookupElem);
-        asm.Jump(JumpOp.Jeq, Register.R0, 0, done);
-        asm.Load(Size.DoubleWord, Register.R2, Register.R10, StackSlots.PacketLength);
-        if (shared)
-        {
-            asm.Mov(Register.R1, 1);
-            asm.AtomicAdd(Size.DoubleWord, Register.R0, 0, Register.R1);
-            asm.AtomicAdd(Size.DoubleWord, Register.R0, 8, Register.R2);
-        }
-        else
-        {
-            asm.Load(Size.DoubleWord, Register.R1, Register.R0, 0);
-            asm.Alu64(AluOp.Add, Register.R1, 1);
-            asm.Store(Size.DoubleWord, Register.R0, 0, Register.R1);
-            asm.Load(Size.DoubleWord, Register.R1, Register.R0, 8);
-            asm.Alu64(AluOp.Add, Register.R1, Register.R2);
-            asm.Store(Size.DoubleWord, Register.R0, 8, Register.R1);
-        }
-        asm.Mark(done);
-        asm.Mov(Register.R0, Registers.Verdict);
-        asm.Exit();
+        var emitter = new RuleEmitter(ruleset, chain, hook, layout, counters, shared, options);
+        var program = emitter.Emit();
+        if (program.Instructions.Count > MaxInstructions)
+            throw new BpfilterException("ProgramTooLarge", FailureCategory.InvalidData,
+                $"chain '{chain.Name}' compiles to {program.Instructions.Count} instructions, more than the {MaxInstructions} the kernel loads"
+                + (userChains.Count > 0 ? " (every jump copies the user chain it jumps to)" : ""));
+        return new CompiledChain(chain, program, counters, layout, ruleset);
     }
 
     /// <summary>Kernel object names: 15 characters of [A-Za-z0-9_.] at most.</summary>
@@ -121,5 +43,205 @@ public static class ChainCompiler
         var clean = new string(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' ? c : '_').ToArray());
         var full = prefix + clean;
         return full.Length <= 15 ? full : full[..15];
+    }
+
+    private sealed class RuleEmitter(Ruleset ruleset, Chain chain, HookFlavour hook, CounterLayout layout, MapSpec counters, bool shared, CompileOptions options)
+    {
+        private readonly Assembler _asm = new();
+        private Label _count = null!;
+
+        public EbpfProgram Emit()
+        {
+            var asm = _asm;
+            var notIp = asm.NewLabel("not_ip");
+            var malformed = asm.NewLabel("malformed");
+            var rules = asm.NewLabel("rules");
+            var policy = asm.NewLabel("policy");
+            _count = asm.NewLabel("count");
+
+            asm.BeginRegion("prologue");
+            hook.EmitPrologue(asm, malformed);
+            HeaderParser.Emit(asm, hook, notIp, malformed);
+            asm.Jump(rules);
+
+            // The parser's exits sit right after it, within reach of its 16-bit conditional jumps however long the chain.
+            asm.BeginRegion("not ip");
+            asm.Mark(notIp);
+            Decide(layout.NotIpSlot, VerdictKind.Accept);
+            asm.BeginRegion("malformed");
+            asm.Mark(malformed);
+            Decide(layout.MalformedSlot, VerdictKind.Drop);
+
+            asm.Mark(rules);
+            EmitRules(chain.Name, chain.Rules, i => i, returnTo: policy, isHooked: true);
+
+            asm.BeginRegion("policy");
+            asm.Mark(policy);
+            Decide(layout.PolicySlot, chain.Policy.Kind);
+
+            asm.BeginRegion("epilogue");
+            asm.Mark(_count);
+            asm.Store(Size.Word, Register.R10, PacketRecord.CounterKey, Register.R9);
+            EmitCount(afterCount: null);
+            asm.Mov(Register.R0, Register.R6);
+            asm.Exit();
+            return asm.Assemble(KernelName("bf_", chain.Name), hook.ProgramType, hook.ExpectedAttachType);
+        }
+
+        /// <summary>Emits <paramref name="rules"/>; a return, and the end of the list, go to <paramref name="returnTo"/>.</summary>
+        private void EmitRules(string chainName, IReadOnlyList<Rule> rules, Func<int, int> slotOf, Label returnTo, bool isHooked)
+        {
+            var asm = _asm;
+            for (int i = 0; i < rules.Count; i++)
+            {
+                var rule = rules[i];
+                var where = $"rule {i + 1}" + (rule.Name is null ? "" : $" {rule.Name}");
+                asm.BeginRegion(isHooked ? where : $"chain {chainName} {where}");
+                var next = asm.NewLabel($"{chainName}_rule_{i + 1}_next");
+                EmitMatch(chainName, i, rule, next);
+                int slot = slotOf(i);
+                var verdict = rule.Verdict;
+                switch (verdict.Kind)
+                {
+                    case VerdictKind.Accept or VerdictKind.Drop:
+                        Decide(slot, verdict.Kind);
+                        break;
+                    case VerdictKind.Continue:
+                        CountSlot(slot);
+                        break;
+                    case VerdictKind.Return:
+                        CountSlot(slot);
+                        asm.Jump(returnTo);
+                        break;
+                    case VerdictKind.Jump or VerdictKind.Goto:
+                        CountSlot(slot);
+                        var target = ruleset.FindUserChain(verdict.Target!)!;
+                        var back = verdict.Kind == VerdictKind.Jump ? next : returnTo;
+                        EmitRules(target.Name, target.Rules, j => layout.UserChainSlot(target.Name, j), back, isHooked: false);
+                        asm.Jump(back);
+                        break;
+                    default:
+                        throw Unsupported(chainName, i, rule, $"the {Verdict.Name(verdict.Kind)} verdict is not compiled yet");
+                }
+                asm.Mark(next);
+            }
+            asm.Jump(returnTo);
+        }
+
+        private void EmitMatch(string chainName, int index, Rule rule, Label fail)
+        {
+            var match = rule.Match;
+            foreach (var condition in Conditions(chainName, index, rule)) condition.Emit(_asm, fail);
+            if (match.Limit is not null) throw Unsupported(chainName, index, rule, "limit is not compiled yet");
+        }
+
+        /// <summary>The rule's conditions, cheapest and most selective first; the family test guards address words.</summary>
+        private IEnumerable<Condition> Conditions(string chainName, int index, Rule rule)
+        {
+            var m = rule.Match;
+            if (ruleset.FamilyOf(rule) is { } family) yield return HeaderMatchers.Family(family);
+            if (m.Protocol is { } protocol) yield return HeaderMatchers.Protocol(protocol);
+            if (m.InInterface is { } inInterface)
+            {
+                if (!hook.SeesInInterface) throw NotSeen(chainName, index, rule, "in-interface", "the interface a packet came in on");
+                yield return HeaderMatchers.Interface(inInterface, options.InterfaceIndex(inInterface.Name), incoming: true);
+            }
+            if (m.OutInterface is { } outInterface)
+            {
+                if (!hook.SeesOutInterface) throw NotSeen(chainName, index, rule, "out-interface", "the interface a packet goes out of");
+                yield return HeaderMatchers.Interface(outInterface, options.InterfaceIndex(outInterface.Name), incoming: false);
+            }
+            if (m.Source is { } source) yield return Address(source, true);
+            if (m.Destination is { } destination) yield return Address(destination, false);
+            if (m.NeedsTransport) yield return HeaderMatchers.HasTransport();
+            if (m.SourcePort is { } sourcePort) yield return Ports(sourcePort, true);
+            if (m.DestinationPort is { } destinationPort) yield return Ports(destinationPort, false);
+            if (m.TcpFlags is { } flags) yield return HeaderMatchers.TcpFlags(flags);
+            if (m.IcmpType is { } icmpType) yield return HeaderMatchers.Range(PacketRecord.IcmpType, icmpType);
+            if (m.IcmpCode is { } icmpCode) yield return HeaderMatchers.Range(PacketRecord.IcmpCode, icmpCode);
+            if (m.Length is { } length) yield return HeaderMatchers.Range(PacketRecord.Length, length);
+            if (m.Fragment is { } fragment) yield return HeaderMatchers.Fragment(fragment);
+            if (m.Dscp is { } dscp) yield return HeaderMatchers.Range(PacketRecord.Dscp, dscp);
+            if (m.Ttl is { } ttl) yield return HeaderMatchers.Range(PacketRecord.Ttl, ttl);
+            if (m.HopLimit is { } hopLimit) yield return HeaderMatchers.Range(PacketRecord.Ttl, hopLimit);
+            if (m.Mark is { } mark)
+            {
+                if (!hook.SeesMark) throw NotSeen(chainName, index, rule, "mark", "the packet's mark");
+                yield return HeaderMatchers.Mark(mark);
+            }
+        }
+
+        private Condition Address(AddressMatch match, bool source) =>
+            match.Set is { } set ? SetLookup.Address(ruleset.FindSet(set)!, match, source) : AddressMatcher.For(match, source);
+
+        private Condition Ports(PortMatch match, bool source) =>
+            match.Set is { } set ? SetLookup.Ports(ruleset.FindSet(set)!, match, source) : PortMatcher.For(match, source);
+
+        private BpfilterException NotSeen(string chainName, int index, Rule rule, string key, string what) =>
+            new("MatchNotAtHook", FailureCategory.InvalidData,
+                $"{Describe(chainName, index, rule)}: {key} cannot be matched at {chain.Hook.ToName()}, which does not know {what}"
+                + $" ({HookAdvice(key)})");
+
+        private static string HookAdvice(string key) => key switch
+        {
+            "in-interface" => "in-interface is known at xdp, tc-ingress and cgroup-ingress",
+            "out-interface" => "out-interface is known at tc-egress and cgroup-egress",
+            _ => "the mark is known at tc and cgroup hooks",
+        };
+
+        private static BpfilterException Unsupported(string chainName, int index, Rule rule, string what) =>
+            new("RuleNotCompiled", FailureCategory.NotImplemented, $"{Describe(chainName, index, rule)}: {what}");
+
+        private static string Describe(string chainName, int index, Rule rule) =>
+            $"chain '{chainName}' rule {index + 1}" + (rule.Name is null ? "" : $" '{rule.Name}'");
+
+        /// <summary>Sets the slot and the verdict and goes to the epilogue, which counts and returns.</summary>
+        private void Decide(int slot, VerdictKind verdict)
+        {
+            _asm.Mov(Register.R9, slot);
+            _asm.Mov(Register.R6, hook.ReturnCode(verdict));
+            _asm.Jump(_count);
+        }
+
+        /// <summary>Counts the packet in <paramref name="slot"/> and goes on (for verdicts that do not end the packet's way).</summary>
+        private void CountSlot(int slot)
+        {
+            _asm.Store(Size.Word, Register.R10, PacketRecord.CounterKey, slot);
+            var done = _asm.NewLabel("counted");
+            EmitCount(done);
+            _asm.Mark(done);
+        }
+
+        /// <summary>
+        /// counters[key].packets += 1; counters[key].bytes += packet length, the key at PacketRecord.CounterKey.
+        /// A plain add is safe on a per-CPU slot (these hooks do not nest on one CPU); a shared slot needs an atomic add.
+        /// </summary>
+        private void EmitCount(Label? afterCount)
+        {
+            var asm = _asm;
+            var done = afterCount ?? asm.NewLabel("return");
+            asm.LoadMap(Register.R1, counters);
+            asm.Mov(Register.R2, Register.R10);
+            asm.Alu64(AluOp.Add, Register.R2, PacketRecord.CounterKey);
+            asm.Call(Helper.MapLookupElem);
+            asm.Jump(JumpOp.Jeq, Register.R0, 0, done);
+            asm.Load(Size.DoubleWord, Register.R2, Register.R10, PacketRecord.PacketLength);
+            if (shared)
+            {
+                asm.Mov(Register.R1, 1);
+                asm.AtomicAdd(Size.DoubleWord, Register.R0, 0, Register.R1);
+                asm.AtomicAdd(Size.DoubleWord, Register.R0, 8, Register.R2);
+            }
+            else
+            {
+                asm.Load(Size.DoubleWord, Register.R1, Register.R0, 0);
+                asm.Alu64(AluOp.Add, Register.R1, 1);
+                asm.Store(Size.DoubleWord, Register.R0, 0, Register.R1);
+                asm.Load(Size.DoubleWord, Register.R1, Register.R0, 8);
+                asm.Alu64(AluOp.Add, Register.R1, Register.R2);
+                asm.Store(Size.DoubleWord, Register.R0, 8, Register.R1);
+            }
+            if (afterCount is null) asm.Mark(done);
+        }
     }
 }

@@ -4,4 +4,10 @@ using Bpfilter.Engine.Rules;
 namespace Bpfilter.Engine.Compiler;
 
 /// <summary>A chain lowered for its hook: the program, its counter map, and which slot counts what.</summary>
-public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Counters, CounterLayout Layout);
+/// <param name="Ruleset">The ruleset the chain came from: its user chains and sets.</param>
+public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Counters, CounterLayout Layout, Ruleset? Ruleset = null)
+{
+    /// <summary>The named sets the program looks up, each with its map.</summary>
+    public IReadOnlyList<(NamedSet Set, MapSpec Map)> Sets =>
+        Ruleset is null ? [] : Ruleset.Sets.Select(s => (s, SetMaps.SpecOf(s))).Where(s => Program.Maps.Contains(s.Item2)).ToList();
+}

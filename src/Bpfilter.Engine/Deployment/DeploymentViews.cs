@@ -47,7 +47,7 @@ public enum CounterKind
     /// <summary>Packets no rule matched: the chain's policy decided.</summary>
     Policy,
     /// <summary>Packets that are not IPv4 (ARP, IPv6, ...): passed without judging, as iptables never sees them.</summary>
-    NotIpv4,
+    NotIp,
     /// <summary>IPv4 packets with a cut-short or invalid header: dropped, as the kernel's IP stack would.</summary>
     Malformed,
 }

@@ -41,22 +41,37 @@ public static class Deployments
         }).ToList();
     }
 
-    /// <summary>One row per rule, then the policy and the not-IPv4 and malformed rows, for every chain of the deployment.</summary>
+    /// <summary>
+    /// One row per rule, then the policy and the not-IP and malformed rows, for every hooked chain of the deployment;
+    /// then one row per rule of each user chain, summed over the hooked chains that reach it.
+    /// </summary>
     public static IReadOnlyList<CounterRow> Counters(string name)
     {
         Privileges.Require(Privileges.ForReading, "Reading counters");
         var manifest = ReadManifest(name);
         var rows = new List<CounterRow>();
+        var userRows = new Dictionary<(string, int), (ManifestRule Rule, ulong Packets, ulong Bytes)>();
         foreach (var chain in manifest.Chains)
         {
             var totals = Totals(name, chain);
-            var layout = new CounterLayout(chain.Rules.Count);
+            var layout = chain.Layout;
             for (int i = 0; i < chain.Rules.Count; i++)
                 rows.Add(new CounterRow(name, chain.Name, i + 1, chain.Rules[i].Name ?? $"#{i + 1}", CounterKind.Rule, chain.Rules[i].Action, totals[i].Packets, totals[i].Bytes));
             rows.Add(new CounterRow(name, chain.Name, null, "(policy)", CounterKind.Policy, chain.Policy, totals[layout.PolicySlot].Packets, totals[layout.PolicySlot].Bytes));
-            rows.Add(new CounterRow(name, chain.Name, null, "(not ipv4)", CounterKind.NotIpv4, Verdict.Accept, totals[layout.NotIpv4Slot].Packets, totals[layout.NotIpv4Slot].Bytes));
+            rows.Add(new CounterRow(name, chain.Name, null, "(not ip)", CounterKind.NotIp, Verdict.Accept, totals[layout.NotIpSlot].Packets, totals[layout.NotIpSlot].Bytes));
             rows.Add(new CounterRow(name, chain.Name, null, "(malformed)", CounterKind.Malformed, Verdict.Drop, totals[layout.MalformedSlot].Packets, totals[layout.MalformedSlot].Bytes));
+            foreach (var user in chain.UserChains ?? [])
+            {
+                for (int i = 0; i < user.Rules.Count; i++)
+                {
+                    var slot = totals[layout.UserChainSlot(user.Name, i)];
+                    userRows.TryGetValue((user.Name, i), out var sum);
+                    userRows[(user.Name, i)] = (user.Rules[i], sum.Packets + slot.Packets, sum.Bytes + slot.Bytes);
+                }
+            }
         }
+        foreach (var ((chainName, index), (rule, packets, bytes)) in userRows.OrderBy(r => r.Key.Item1, StringComparer.Ordinal).ThenBy(r => r.Key.Item2))
+            rows.Add(new CounterRow(name, chainName, index + 1, rule.Name ?? $"#{index + 1}", CounterKind.Rule, rule.Action, packets, bytes));
         return rows;
     }
 
@@ -66,7 +81,7 @@ public static class Deployments
         using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(name, chain.CountersPin), readOnly: true)
             ?? throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
                 $"deployment '{name}' lists counters {chain.CountersPin}, but nothing is pinned there");
-        var layout = new CounterLayout(chain.Rules.Count);
+        var layout = chain.Layout;
         var totals = new CounterBase[layout.SlotCount];
         Span<byte> key = stackalloc byte[4];
         var single = new byte[CounterLayout.ValueSize];
@@ -139,7 +154,7 @@ public static class Deployments
         return ChainState.Attached;
     }
 
-    private static Manifest ReadManifest(string name)
+    internal static Manifest ReadManifest(string name)
     {
         if (!Rules.Names.IsDeploymentName(name) || !BpfFs.IsMounted()) throw NotFound(name);
         TidyIfIdle(name);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Bpfilter.Engine.Compiler;
 using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Deployment;
@@ -18,21 +19,34 @@ public sealed record ManifestRule(string? Name, string Match, Verdict Action)
     public string Key => Name ?? $"{Match} -> {Action}";
 }
 
+/// <summary>A user chain's rules as one hooked chain holds them: their counter slots follow the hooked chain's own.</summary>
+public sealed record ManifestUserChain(string Name, IReadOnlyList<ManifestRule> Rules);
+
+/// <summary>One deployed set: its type, the pin of its map and its members, as the member cmdlets last left them.</summary>
+public sealed record ManifestSet(string Name, SetType Type, string Pin, IReadOnlyList<string> Elements);
+
 /// <summary>One deployed chain: where it is attached, which pins hold it, and its rules in slot order.</summary>
 /// <param name="Target">The interface (xdp, tc), the resolved cgroup directory (cgroup), or null (netfilter).</param>
 /// <param name="Priority">The netfilter priority in use (the chain's, or the spare one next to it after a replacement).</param>
 /// <param name="Bases">One per counter slot: what earlier generations counted for the rule now in that slot.</param>
+/// <param name="UserChains">The user chains the chain reaches, in slot order after its own rules (null: none).</param>
 public sealed record ManifestChain(
     string Name, Hook Hook, string? Target, string? NetworkNamespace, ulong NetworkNamespaceInode, uint Ifindex,
     XdpMode Mode, TcxOrder Order, int? Priority, Verdict Policy,
     IReadOnlyList<string> LinkPins, string ProgramPin, string CountersPin, uint ProgramId,
-    IReadOnlyList<ManifestRule> Rules, IReadOnlyList<CounterBase> Bases);
+    IReadOnlyList<ManifestRule> Rules, IReadOnlyList<CounterBase> Bases, IReadOnlyList<ManifestUserChain>? UserChains = null)
+{
+    /// <summary>The counter slots of the chain's map.</summary>
+    [JsonIgnore]
+    public CounterLayout Layout => new(Rules.Count, (UserChains ?? []).Select(u => (u.Name, u.Rules.Count)));
+}
 
 /// <summary>
 /// What a deployment holds, written beside its pins at every publish. Counters are mapped back to rule
 /// names through it, and a new process reads everything it lists from it.
 /// </summary>
-public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains)
+public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains,
+    IReadOnlyList<ManifestSet>? Sets = null)
 {
     public const int CurrentFormat = 1;
 
@@ -44,7 +58,7 @@ public sealed record Manifest(int Format, string Name, long Generation, DateTime
 
     /// <summary>Every pin the deployment needs at this generation; anything else in its directory is left over.</summary>
     [JsonIgnore]
-    public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin));
+    public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin)).Concat((Sets ?? []).Select(s => s.Pin));
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

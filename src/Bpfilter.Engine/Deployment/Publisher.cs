@@ -58,24 +58,53 @@ public static class Publisher
         var previous = ManifestStore.Read(name);
         long generation = (previous?.Generation ?? 0) + 1;
 
-        var compiled = ruleset.Chains.Select(ChainCompiler.Compile).ToList();
+        var compiled = ruleset.Chains.Select(chain =>
+        {
+            // Interfaces that rules name are resolved where the chain runs.
+            var netns = chain.NetworkNamespace ?? options.NetworkNamespace;
+            var compileOptions = new CompileOptions(ifname => Kernel.NetworkNamespace.Run(netns, () => Interfaces.IndexOf(ifname, netns)));
+            return ChainCompiler.Compile(ruleset, chain, compileOptions);
+        }).ToList();
         foreach (var chain in compiled.Where(c => c.Chain.Mode == XdpMode.Offload)) OffloadProfile.Check(chain);
         Step($"compiled {compiled.Count} chain(s), {compiled.Sum(c => c.Program.Instructions.Count)} instructions");
 
         var staged = new List<StagedChain>();
+        var sets = new Dictionary<string, (NamedSet Set, MapSpec Spec, BpfMap Map)>(StringComparer.Ordinal);
         try
         {
             foreach (var chain in compiled) staged.Add(StagedChain.Resolve(chain, options.NetworkNamespace));
             foreach (var s in staged) s.Counters = BpfMap.Create(s.Compiled.Counters);
-            Step("created maps");
+            // A set is one map, shared by every program that looks it up.
+            foreach (var (set, spec) in compiled.SelectMany(c => c.Sets))
+            {
+                if (sets.ContainsKey(set.Name)) continue;
+                var map = BpfMap.Create(spec);
+                sets[set.Name] = (set, spec, map);
+                foreach (var key in SetMaps.KeysOf(set)) map.Update(key, SetMaps.Present);
+            }
+            Step($"created maps ({sets.Count} set(s), {sets.Values.Sum(s => SetMaps.EntryCount(s.Set))} member key(s))");
             foreach (var s in staged)
-                s.Program = LoadedProgram.Load(s.Compiled.Program, new Dictionary<MapSpec, BpfMap> { [s.Compiled.Counters] = s.Counters! },
-                    s.Compiled.Chain.Mode == XdpMode.Offload ? s.Ifindex : 0);
+            {
+                var maps = new Dictionary<MapSpec, BpfMap> { [s.Compiled.Counters] = s.Counters! };
+                foreach (var (set, spec) in s.Compiled.Sets) maps[spec] = sets[set.Name].Map;
+                s.Program = LoadedProgram.Load(s.Compiled.Program, maps, s.Compiled.Chain.Mode == XdpMode.Offload ? s.Ifindex : 0);
+            }
             Step("verifier accepted every program");
 
             foreach (var s in staged) s.Plan(previous, generation, name);
+            var manifestSets = sets.Values.Select(s => new ManifestSet(s.Set.Name, s.Set.Type, $"set-{s.Set.Name}-{generation}",
+                s.Set.Elements.Select(e => e.ToString()).ToList())).ToList();
             var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
-                staged.Select(s => s.Planned!).ToList());
+                staged.Select(s => s.Planned!).ToList(), manifestSets);
+            try
+            {
+                foreach (var set in manifestSets) sets[set.Name].Map.Pin(DeploymentPaths.Pin(name, set.Pin));
+            }
+            catch
+            {
+                Sweep(name, previous);
+                throw;
+            }
             Commit(name, staged, previous, next, progress);
             Step("attached");
             return Deployments.Describe(ManifestStore.Read(name)!);
@@ -83,6 +112,7 @@ public static class Publisher
         finally
         {
             foreach (var s in staged) s.Dispose();
+            foreach (var set in sets.Values) set.Map.Dispose();
         }
     }
 
@@ -169,20 +199,30 @@ public static class Publisher
         }
     }
 
-    /// <summary>For each slot of the new chain: what the same rule (by name, or content) counted until now.</summary>
+    /// <summary>For each slot of the new chain: what the same rule (by name, or content) counted until now, in the same chain.</summary>
     private static IReadOnlyList<CounterBase> CarriedBases(string name, ManifestChain chain, Manifest? previous)
     {
-        var layout = new CounterLayout(chain.Rules.Count);
+        var layout = chain.Layout;
         var bases = Enumerable.Repeat(CounterBase.Zero, layout.SlotCount).ToArray();
         var old = previous?.Chains.FirstOrDefault(c => c.Name == chain.Name && c.Hook == chain.Hook);
         if (old is null) return bases;
         var totals = Deployments.Totals(name, old);
-        var oldLayout = new CounterLayout(old.Rules.Count);
-        var byKey = old.Rules.Select((r, i) => (r.Key, i)).GroupBy(x => x.Key).ToDictionary(g => g.Key, g => g.First().i);
-        for (int i = 0; i < chain.Rules.Count; i++)
-            if (byKey.TryGetValue(chain.Rules[i].Key, out var j)) bases[i] = totals[j];
+        var oldLayout = old.Layout;
+        void Carry(IReadOnlyList<ManifestRule> rules, Func<int, int> slotOf, IReadOnlyList<ManifestRule>? oldRules, Func<int, int> oldSlotOf)
+        {
+            if (oldRules is null) return;
+            var byKey = oldRules.Select((r, i) => (r.Key, i)).GroupBy(x => x.Key).ToDictionary(g => g.Key, g => g.First().i);
+            for (int i = 0; i < rules.Count; i++)
+                if (byKey.TryGetValue(rules[i].Key, out var j)) bases[slotOf(i)] = totals[oldSlotOf(j)];
+        }
+        Carry(chain.Rules, i => i, old.Rules, j => j);
+        foreach (var user in chain.UserChains ?? [])
+        {
+            var oldUser = old.UserChains?.FirstOrDefault(u => u.Name == user.Name);
+            Carry(user.Rules, i => layout.UserChainSlot(user.Name, i), oldUser?.Rules, j => oldLayout.UserChainSlot(user.Name, j));
+        }
         bases[layout.PolicySlot] = totals[oldLayout.PolicySlot];
-        bases[layout.NotIpv4Slot] = totals[oldLayout.NotIpv4Slot];
+        bases[layout.NotIpSlot] = totals[oldLayout.NotIpSlot];
         bases[layout.MalformedSlot] = totals[oldLayout.MalformedSlot];
         return bases;
     }
@@ -247,9 +287,13 @@ public static class Publisher
             }
             Planned = new ManifestChain(chain.Name, chain.Hook, Target, NetworkNamespace, NetworkNamespaceInode, Ifindex, chain.Mode, chain.Order,
                 priority, chain.Policy, linkPins, $"{chain.Name}-prog-{generation}", $"{chain.Name}-counters-{generation}",
-                Program!.Info().Id, chain.Rules.Select(r => new ManifestRule(r.Name, r.Match.ToString(), r.Verdict)).ToList(),
-                Enumerable.Repeat(CounterBase.Zero, Compiled.Layout.SlotCount).ToList());
+                Program!.Info().Id, ManifestRules(chain.Rules), Enumerable.Repeat(CounterBase.Zero, Compiled.Layout.SlotCount).ToList(),
+                Compiled.Layout.UserChains.Count == 0 ? null
+                    : Compiled.Layout.UserChains.Select(u => new ManifestUserChain(u.Chain, ManifestRules(Compiled.Ruleset!.FindUserChain(u.Chain)!.Rules))).ToList());
         }
+
+        private static List<ManifestRule> ManifestRules(IReadOnlyList<Rule> rules) =>
+            rules.Select(r => new ManifestRule(r.Name, r.Match.ToString(), r.Verdict)).ToList();
 
         private static bool LinkAlive(string deployment, ManifestChain chain)
         {

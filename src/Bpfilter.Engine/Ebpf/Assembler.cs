@@ -56,6 +56,9 @@ public sealed class Assembler
     public void Alu32(AluOp op, Register dst, long imm) => Emit(OpClass.Alu, (byte)op, Source.Imm, dst, 0, 0, CheckImm(imm));
     public void Alu32(AluOp op, Register dst, Register src) => Emit(OpClass.Alu, (byte)op, Source.Reg, dst, src, 0, 0);
 
+    /// <summary>dst = the low <paramref name="bits"/> (16, 32 or 64) of dst read as big-endian (BPF_END | BPF_TO_BE): wire order to host order.</summary>
+    public void FromBigEndian(Register dst, int bits) => Emit(OpClass.Alu, (byte)AluOp.End, Source.Reg, dst, 0, 0, bits);
+
     // --- memory ----------------------------------------------------------------------------------------
 
     /// <summary>dst = *(size *)(src + offset)</summary>
@@ -114,22 +117,83 @@ public sealed class Assembler
 
     // --- result ----------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// Resolves every label and drops the instructions no path reaches (the verifier refuses unreachable code, and
+    /// a compiler that leaves it to this pass can emit each rule without knowing whether an earlier one decides all).
+    /// </summary>
     public EbpfProgram Assemble(string name, ProgramType type, uint expectedAttachType = 0)
     {
         CloseRegion();
-        var resolved = _instructions.ToArray();
-        foreach (var (index, target) in _jumps)
+        foreach (var (_, target) in _jumps)
         {
             if (target.Position < 0) throw new InvalidOperationException($"label '{target.Name}' is never placed");
-            int offset = target.Position - (index + 1);
-            if (offset is >= short.MinValue and <= short.MaxValue)
-                resolved[index] = resolved[index] with { Offset = (short)offset };
-            else if (resolved[index].Opcode == (byte)((byte)OpClass.Jmp | (byte)JumpOp.Ja))
-                resolved[index] = resolved[index] with { Opcode = (byte)((byte)OpClass.Jmp32 | (byte)JumpOp.Ja), Immediate = offset }; // gotol: a 32-bit offset (Linux 6.4+)
-            else
-                throw new InvalidOperationException($"conditional jump from {index} to '{target.Name}' spans {offset} instructions, more than its 16-bit offset reaches");
         }
-        return new EbpfProgram(name, type, expectedAttachType, resolved, _mapReferences.ToArray(), _kfuncReferences.ToArray(), _regions.ToArray());
+        var (kept, newIndex) = Reachable();
+        var resolved = kept.Select(i => _instructions[i]).ToArray();
+        foreach (var (index, target) in _jumps)
+        {
+            if (newIndex[index] < 0) continue;
+            int from = newIndex[index];
+            int offset = NewPosition(newIndex, target.Position) - (from + 1);
+            if (offset is >= short.MinValue and <= short.MaxValue)
+                resolved[from] = resolved[from] with { Offset = (short)offset };
+            else if (resolved[from].Opcode == (byte)((byte)OpClass.Jmp | (byte)JumpOp.Ja))
+                resolved[from] = resolved[from] with { Opcode = (byte)((byte)OpClass.Jmp32 | (byte)JumpOp.Ja), Immediate = offset }; // gotol: a 32-bit offset (Linux 6.4+)
+            else
+                throw new InvalidOperationException($"conditional jump from {from} to '{target.Name}' spans {offset} instructions, more than its 16-bit offset reaches");
+        }
+        var maps = _mapReferences.Where(r => newIndex[r.InstructionIndex] >= 0).Select(r => r with { InstructionIndex = newIndex[r.InstructionIndex] }).ToArray();
+        var kfuncs = _kfuncReferences.Where(r => newIndex[r.InstructionIndex] >= 0).Select(r => r with { InstructionIndex = newIndex[r.InstructionIndex] }).ToArray();
+        var regions = _regions.Select(r => new InstructionRegion(NewPosition(newIndex, r.Start), NewPosition(newIndex, r.End), r.Label))
+            .Where(r => r.End > r.Start).ToArray();
+        return new EbpfProgram(name, type, expectedAttachType, resolved, maps, kfuncs, regions);
+    }
+
+    /// <summary>The instructions reachable from the first, in order, and each old index's new one (−1 when dropped).</summary>
+    private (List<int> Kept, int[] NewIndex) Reachable()
+    {
+        int count = _instructions.Count;
+        var targets = new Dictionary<int, int>();
+        foreach (var (index, target) in _jumps) targets[index] = target.Position;
+        var reached = new bool[count];
+        var work = new Stack<int>();
+        if (count > 0) work.Push(0);
+        while (work.Count > 0)
+        {
+            int pc = work.Pop();
+            if (pc >= count || reached[pc]) continue;
+            reached[pc] = true;
+            var insn = _instructions[pc];
+            if (insn.IsLoadImm64)
+            {
+                reached[pc + 1] = true;
+                work.Push(pc + 2);
+                continue;
+            }
+            bool isJumpClass = insn.Class is OpClass.Jmp or OpClass.Jmp32;
+            var op = (JumpOp)(insn.Opcode & 0xf0);
+            if (isJumpClass && op == JumpOp.Exit) continue;
+            if (targets.TryGetValue(pc, out var target)) work.Push(target);
+            if (!(isJumpClass && op == JumpOp.Ja)) work.Push(pc + 1);
+        }
+        var kept = new List<int>(count);
+        var newIndex = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            newIndex[i] = reached[i] ? kept.Count : -1;
+            if (reached[i]) kept.Add(i);
+        }
+        return (kept, newIndex);
+    }
+
+    /// <summary>Where old position <paramref name="position"/> lands: itself if kept, else the next kept instruction.</summary>
+    private static int NewPosition(int[] newIndex, int position)
+    {
+        for (int i = position; i < newIndex.Length; i++)
+        {
+            if (newIndex[i] >= 0) return newIndex[i];
+        }
+        return newIndex.Count(n => n >= 0);
     }
 
     private void CloseRegion()

@@ -55,6 +55,34 @@ internal static unsafe class Bpf
         }
     }
 
+    /// <summary>Deletes <paramref name="key"/>; false when it was not there (ENOENT).</summary>
+    public static bool MapDelete(FileDescriptor map, ReadOnlySpan<byte> key)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = key)
+        {
+            U32(attr, 0, (uint)map.Value);
+            U64(attr, 8, (ulong)k);
+            return CallUnlessAbsent(BpfCommand.MapDeleteElem, attr, "delete a map element") is not null;
+        }
+    }
+
+    /// <summary>BPF_MAP_GET_NEXT_KEY: the key after <paramref name="key"/> (the first when null) into <paramref name="next"/>; false at the end.</summary>
+    public static bool MapGetNextKey(FileDescriptor map, ReadOnlySpan<byte> key, bool first, Span<byte> next)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = key)
+        fixed (byte* n = next)
+        {
+            U32(attr, 0, (uint)map.Value);
+            U64(attr, 8, first ? 0 : (ulong)k);
+            U64(attr, 16, (ulong)n);
+            return CallUnlessAbsent(BpfCommand.MapGetNextKey, attr, "walk a map's keys") is not null;
+        }
+    }
+
     /// <summary>Makes a map read-only for user space from now on (BPF_MAP_FREEZE).</summary>
     public static void MapFreeze(FileDescriptor map)
     {

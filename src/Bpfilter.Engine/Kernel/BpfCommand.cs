@@ -6,6 +6,8 @@ internal enum BpfCommand
     MapCreate = 0,
     MapLookupElem = 1,
     MapUpdateElem = 2,
+    MapDeleteElem = 3,
+    MapGetNextKey = 4,
     ProgLoad = 5,
     ObjPin = 6,
     ObjGet = 7,

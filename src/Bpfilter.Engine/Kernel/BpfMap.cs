@@ -37,6 +37,25 @@ public sealed class BpfMap : IDisposable
 
     public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => Bpf.MapUpdate(Fd, key, value);
 
+    /// <summary>Deletes <paramref name="key"/>; false when it was not there.</summary>
+    public bool Delete(ReadOnlySpan<byte> key) => Bpf.MapDelete(Fd, key);
+
+    /// <summary>Every key of the map, in the kernel's order.</summary>
+    public List<byte[]> Keys(int keySize)
+    {
+        var keys = new List<byte[]>();
+        var current = new byte[keySize];
+        var next = new byte[keySize];
+        bool first = true;
+        while (Bpf.MapGetNextKey(Fd, current, first, next))
+        {
+            keys.Add(next.ToArray());
+            (current, next) = (next, current);
+            first = false;
+        }
+        return keys;
+    }
+
     /// <summary>From now on user space can only read the map.</summary>
     public void Freeze() => Bpf.MapFreeze(Fd);
 

@@ -29,6 +29,10 @@ public sealed partial class ChainSimulator
     {
         Compiled = compiled;
         Maps = InMemoryMap.CreateAll(compiled.Program);
+        foreach (var (set, spec) in compiled.Sets)
+        {
+            foreach (var key in SetMaps.KeysOf(set)) Maps[spec].Update(key, SetMaps.Present);
+        }
         Interpreter = new EbpfInterpreter(compiled.Program, Maps, (options ?? new InterpreterOptions()) with { RecordPath = true });
         Layer = LayerOf(compiled.Chain.Hook);
         int count = compiled.Program.Instructions.Count;
@@ -97,23 +101,38 @@ public sealed partial class ChainSimulator
         return totals;
     }
 
-    /// <summary>The decision from the one slot whose packet count grew, and the return code.</summary>
+    /// <summary>
+    /// The decision from the one deciding slot whose packet count grew (a rule that accepts or drops, the policy, not
+    /// ip or malformed; rules that continue, jump or return count the packet too, and do not decide), and the return code.
+    /// </summary>
     internal static PacketDecision Decide(CompiledChain compiled, (ulong Packets, ulong Bytes)[] before, (ulong Packets, ulong Bytes)[] after, int returnCode)
     {
-        var changed = Enumerable.Range(0, before.Length).Where(s => after[s].Packets != before[s].Packets).ToList();
-        if (changed.Count != 1)
-            throw new BpfilterException("SimulationInconclusive", FailureCategory.InvalidOperation,
-                $"chain {compiled.Chain.Name}: the program counted the packet in {changed.Count} slots, not one, so what decided it is unknown");
-        int slot = changed[0];
         var layout = compiled.Layout;
         var chain = compiled.Chain;
+        var userRules = new Dictionary<int, (string Chain, int Index)>();
+        foreach (var slots in layout.UserChains)
+        {
+            for (int i = 0; i < slots.RuleCount; i++) userRules[slots.FirstSlot + i] = (slots.Chain, i);
+        }
+        IReadOnlyList<Rule>? RulesOf(string name) => compiled.Ruleset?.FindUserChain(name)?.Rules;
+        bool Decides(int slot) =>
+            slot < layout.RuleCount ? chain.Rules[slot].Verdict.IsFinal
+            : userRules.TryGetValue(slot, out var user) ? RulesOf(user.Chain)?[user.Index].Verdict.IsFinal ?? true
+            : true;
+        var changed = Enumerable.Range(0, before.Length).Where(s => after[s].Packets != before[s].Packets && Decides(s)).ToList();
+        if (changed.Count != 1)
+            throw new BpfilterException("SimulationInconclusive", FailureCategory.InvalidOperation,
+                $"chain {chain.Name}: the program counted the packet in {changed.Count} deciding slots, not one, so what decided it is unknown");
+        int slot = changed[0];
         var hook = HookFlavour.For(chain.Hook);
-        Verdict? verdict = returnCode == hook.ReturnCode(Verdict.Drop) ? Verdict.Drop
-            : returnCode == hook.ReturnCode(Verdict.Accept) ? Verdict.Accept : null;
+        Verdict? verdict = returnCode == hook.ReturnCode(VerdictKind.Drop) ? Verdict.Drop
+            : returnCode == hook.ReturnCode(VerdictKind.Accept) ? Verdict.Accept : null;
         ulong bytes = after[slot].Bytes - before[slot].Bytes;
         if (slot < layout.RuleCount)
             return new PacketDecision(verdict, chain.Rules[slot].Name ?? $"#{slot + 1}", slot + 1, Decider.Rule, returnCode, bytes);
-        var decider = slot == layout.PolicySlot ? Decider.Policy : slot == layout.NotIpv4Slot ? Decider.NotIpv4 : Decider.Malformed;
+        if (userRules.TryGetValue(slot, out var decided))
+            return new PacketDecision(verdict, RulesOf(decided.Chain)?[decided.Index].Name ?? $"#{decided.Index + 1}", decided.Index + 1, Decider.Rule, returnCode, bytes, decided.Chain);
+        var decider = slot == layout.PolicySlot ? Decider.Policy : slot == layout.NotIpSlot ? Decider.NotIp : Decider.Malformed;
         return new PacketDecision(verdict, "", null, decider, returnCode, bytes);
     }
 

@@ -16,6 +16,7 @@ public sealed class KernelChainRunner : IDisposable
     public static readonly int[] RequiredCapabilities = [Privileges.CapBpf, Privileges.CapNetAdmin];
 
     private readonly BpfMap _counters;
+    private readonly List<BpfMap> _sets = new();
     private readonly LoadedProgram _program;
 
     public KernelChainRunner(CompiledChain compiled)
@@ -25,11 +26,20 @@ public sealed class KernelChainRunner : IDisposable
         _counters = BpfMap.Create(compiled.Counters);
         try
         {
-            _program = LoadedProgram.Load(compiled.Program, new Dictionary<MapSpec, BpfMap> { [compiled.Counters] = _counters });
+            var maps = new Dictionary<MapSpec, BpfMap> { [compiled.Counters] = _counters };
+            foreach (var (set, spec) in compiled.Sets)
+            {
+                var map = BpfMap.Create(spec);
+                _sets.Add(map);
+                foreach (var key in SetMaps.KeysOf(set)) map.Update(key, SetMaps.Present);
+                maps[spec] = map;
+            }
+            _program = LoadedProgram.Load(compiled.Program, maps);
         }
         catch
         {
             _counters.Dispose();
+            foreach (var map in _sets) map.Dispose();
             throw;
         }
     }
@@ -66,5 +76,6 @@ public sealed class KernelChainRunner : IDisposable
     {
         _program.Dispose();
         _counters.Dispose();
+        foreach (var map in _sets) map.Dispose();
     }
 }

@@ -41,11 +41,17 @@ public sealed record PacketFields
     public byte? IcmpType { get; init; }
     public byte IcmpCode { get; init; }
 
-    /// <summary>The IPv4 fragment offset in 8-byte units; a non-first fragment carries no transport header.</summary>
+    /// <summary>The fragment offset in 8-byte units; a non-first fragment carries no transport header. IPv6 carries it in a fragment header.</summary>
     public ushort FragmentOffset { get; init; }
 
-    /// <summary>The IPv4 "more fragments" flag.</summary>
+    /// <summary>The "more fragments" flag (IPv4 header, or IPv6 fragment header).</summary>
     public bool MoreFragments { get; init; }
+
+    /// <summary>The DSCP (0–63): the top six bits of IPv4's TOS or IPv6's traffic class.</summary>
+    public byte Dscp { get; init; }
+
+    /// <summary>IPv6 extension headers before the transport header, by number (0 hop-by-hop, 43 routing, 60 destination options, 51 authentication), each 8 bytes.</summary>
+    public IReadOnlyList<byte> ExtensionHeaders { get; init; } = [];
 
     /// <summary>An EtherType other than IPv4's and IPv6's (ARP is 0x0806): the frame then holds no IP header at all.</summary>
     public ushort? EtherType { get; init; }
@@ -80,10 +86,15 @@ public static class PacketBuilder
         if (fragment && (fields.SourcePort is not null || fields.DestinationPort is not null))
             throw Invalid("a fragment other than the first carries no transport header, so it has no ports");
         if (fields.FragmentOffset > 0x1fff) throw Invalid($"fragment offset {fields.FragmentOffset} is more than 8191 (units of 8 bytes)");
-        if (v6 && (fragment || fields.MoreFragments)) throw Invalid("fragment fields are for IPv4 packets");
+        if (fields.Dscp > 63) throw Invalid($"DSCP {fields.Dscp} is more than 63");
+        if (!v6 && fields.ExtensionHeaders.Count > 0) throw Invalid("extension headers are for IPv6 packets");
+        if (fields.ExtensionHeaders.Any(h => h is not (0 or 43 or 60 or 51)))
+            throw Invalid("extension headers are 0 (hop-by-hop), 43 (routing), 60 (destination options) or 51 (authentication); fragments come from -FragmentOffset and -MoreFragments");
+        // IPv6: the extension headers, then a fragment header when the packet is a fragment.
+        var extensions = v6 && (fragment || fields.MoreFragments) ? fields.ExtensionHeaders.Append((byte)44).ToList() : fields.ExtensionHeaders.ToList();
 
         byte protocol = v6 && fields.Protocol.Number == 1 ? (byte)58 : fields.Protocol.Number; // ICMP over IPv6 is ICMPv6
-        int l3Header = v6 ? 40 : 20;
+        int l3Header = v6 ? 40 + 8 * extensions.Count : 20;
         int l4Header = fragment ? 0 : protocol switch { 6 => 20, 17 => 8, 1 or 58 => 8, _ => 0 };
         int headers = l2 + l3Header + l4Header;
         int length = fields.Length ?? headers;
@@ -97,9 +108,21 @@ public static class PacketBuilder
         var transport = ip[l3Header..];
         if (v6)
         {
-            ip[0] = 0x60;
-            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)transport.Length);
-            ip[6] = protocol;
+            ip[0] = (byte)(0x60 | fields.Dscp >> 2);
+            ip[1] = (byte)(fields.Dscp << 6);
+            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(ip.Length - 40));
+            ip[6] = extensions.Count > 0 ? extensions[0] : protocol;
+            for (int i = 0; i < extensions.Count; i++)
+            {
+                var header = ip.Slice(40 + 8 * i, 8);
+                header[0] = i + 1 < extensions.Count ? extensions[i + 1] : protocol;
+                if (extensions[i] == 44)
+                {
+                    BinaryPrimitives.WriteUInt16BigEndian(header[2..], (ushort)(fields.FragmentOffset << 3 | (fields.MoreFragments ? 1 : 0)));
+                    BinaryPrimitives.WriteUInt32BigEndian(header[4..], 1); // identification
+                }
+                // Others: length 0, that is 8 bytes (authentication counts in 4-byte units less 2: also 0), padding after.
+            }
             ip[7] = fields.Ttl;
             source.GetAddressBytes().CopyTo(ip[8..]);
             destination.GetAddressBytes().CopyTo(ip[24..]);
@@ -107,6 +130,7 @@ public static class PacketBuilder
         else
         {
             ip[0] = 0x45;
+            ip[1] = (byte)(fields.Dscp << 2);
             BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ip.Length);
             BinaryPrimitives.WriteUInt16BigEndian(ip[4..], 1); // identification
             BinaryPrimitives.WriteUInt16BigEndian(ip[6..], (ushort)((fields.MoreFragments ? 0x2000 : 0) | fields.FragmentOffset));

@@ -10,7 +10,7 @@ public enum Decider
     /// <summary>No rule matched: the chain's policy.</summary>
     Policy,
     /// <summary>Not an IPv4 packet: accepted without judging.</summary>
-    NotIpv4,
+    NotIp,
     /// <summary>IPv4 with a cut-short or invalid header: dropped.</summary>
     Malformed,
 }
@@ -24,7 +24,8 @@ public enum Decider
 /// <param name="Position">The deciding rule's 1-based position; null otherwise.</param>
 /// <param name="ReturnCode">The program's return code as the hook reads it (XDP_PASS is 2, TCX_NEXT is −1).</param>
 /// <param name="Bytes">The bytes the slot counted.</param>
-public sealed record PacketDecision(Verdict? Verdict, string Rule, int? Position, Decider DecidedBy, int ReturnCode, ulong Bytes)
+/// <param name="Chain">The user chain whose rule decided, reached by a jump or goto; null for the hooked chain's own.</param>
+public sealed record PacketDecision(Verdict? Verdict, string Rule, int? Position, Decider DecidedBy, int ReturnCode, ulong Bytes, string? Chain = null)
 {
     /// <summary>Verdict, rule, position and return code all equal (bytes too).</summary>
     public bool SameAs(PacketDecision other) => this == other;
@@ -32,9 +33,9 @@ public sealed record PacketDecision(Verdict? Verdict, string Rule, int? Position
     public override string ToString() =>
         $"{Verdict?.ToString() ?? $"code {ReturnCode}"} by {DecidedBy switch
         {
-            Decider.Rule => $"rule {Position} {Rule}",
+            Decider.Rule => (Chain is null ? "" : $"chain {Chain} ") + $"rule {Position} {Rule}",
             Decider.Policy => "the policy",
-            Decider.NotIpv4 => "not ipv4",
+            Decider.NotIp => "not ip",
             _ => "malformed",
         }}";
 }

@@ -1,3 +1,4 @@
+using Bpfilter.Engine.Compiler;
 using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Simulation;
@@ -38,7 +39,7 @@ public static class Simulator
     /// <summary>Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.</summary>
     public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false)
     {
-        var simulator = new ChainSimulator(chain);
+        var simulator = new ChainSimulator(ChainCompiler.Compile(ruleset, chain, CompileOptions.Simulation));
         var run = simulator.Run(packet);
         PacketDecision? kernelDecision = null;
         if (kernel)

@@ -39,7 +39,7 @@ public sealed class ShowBpfProgramCommand : PSCmdlet
             {
                 try
                 {
-                    WriteObject(ProgramListing.Of(Ruleset.Name, chain.Name, ChainCompiler.Compile(chain).Program), enumerateCollection: true);
+                    WriteObject(ProgramListing.Of(Ruleset.Name, chain.Name, ChainCompiler.Compile(Ruleset, chain, CompileOptions.Simulation).Program), enumerateCollection: true);
                 }
                 catch (BpfilterException e)
                 {

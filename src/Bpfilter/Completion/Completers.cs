@@ -80,3 +80,23 @@ public sealed class PolicyCompleter : WordCompleter
 {
     protected override IEnumerable<string> Candidates() => ["accept", "drop"];
 }
+
+/// <summary>Set names of the deployment named by the command's -Name (read from its manifest; nothing when it cannot be read).</summary>
+public sealed class SetNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        if (fakeBoundParameters["Name"] is not string deployment || !Names.IsDeploymentName(deployment)) return [];
+        try
+        {
+            return DeploymentSets.Get(deployment).Select(s => s.Name)
+                .Where(n => n.StartsWith(wordToComplete, StringComparison.OrdinalIgnoreCase))
+                .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, n)).ToList();
+        }
+        catch (Engine.BpfilterException)
+        {
+            return [];
+        }
+    }
+}

@@ -1,11 +1,13 @@
-using System.Buffers.Binary;
-using Bpfilter.Engine.Ebpf;
+using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Compiler.Matchers;
 
-/// <summary>A TCP or UDP port. The register holds the wire-order u16 (or NoPort, which equals no port).</summary>
+/// <summary>TCP and UDP ports: one range compare per listed port or range.</summary>
 internal static class PortMatcher
 {
-    public static void Emit(Assembler asm, Register field, ushort port, Label noMatch) =>
-        FieldCompare.JumpIfNotEqual(asm, field, BinaryPrimitives.ReverseEndianness(port), noMatch);
+    public static Condition For(PortMatch match, bool source)
+    {
+        short field = source ? PacketRecord.SourcePort : PacketRecord.DestinationPort;
+        return new(match.Ranges.Select(r => (FieldTest)new FieldInRange(field, r.First, r.Last)).ToList(), match.Negated);
+    }
 }

@@ -1,0 +1,25 @@
+using Bpfilter.Engine.Kernel.Native;
+
+namespace Bpfilter.Engine.Compiler;
+
+/// <summary>
+/// What the compiler needs from outside the ruleset: the ifindex of each interface a rule names (resolved where the
+/// chain will run: the publisher resolves in the target namespace).
+/// </summary>
+public sealed record CompileOptions(Func<string, uint> InterfaceIndex)
+{
+    /// <summary>
+    /// For listings and the interpreter, which need no real interface: this namespace's ifindex where the interface
+    /// exists, else a stable stand-in (2^30 plus a hash of the name) that <see cref="SimulatedIndex"/> gives packets too.
+    /// </summary>
+    public static CompileOptions Simulation { get; } = new(SimulatedIndex);
+
+    public static uint SimulatedIndex(string name)
+    {
+        uint index = LibC.IfNameToIndex(name);
+        if (index != 0) return index;
+        uint hash = 2166136261;
+        foreach (var c in name) hash = (hash ^ c) * 16777619;
+        return (1u << 30) | (hash & 0x3fffffff);
+    }
+}
