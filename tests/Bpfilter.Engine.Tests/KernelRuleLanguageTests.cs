@@ -100,4 +100,25 @@ public sealed class KernelRuleLanguageTests
             Assert.True(expected == Decided(result.Kernel!), $"{name} at {hook.ToName()}: the kernel decided {Decided(result.Kernel!)}, not {expected}");
         }
     }
+
+    [Theory]
+    [InlineData(Hook.Xdp)]
+    [InlineData(Hook.NfInput)]
+    public void A_limit_lets_its_burst_through_then_stops(Hook hook)
+    {
+        var chain = new Chain("INPUT", hook, hook == Hook.Xdp ? "lo" : null, Verdict.Drop,
+        [
+            new Rule("few", new Match { Protocol = new(Udp), Limit = new LimitMatch(1, RateUnit.Hour, burst: 3) }, Verdict.Accept),
+        ]);
+        var ruleset = new Ruleset("limits", [chain]);
+        var compiled = Compiler.ChainCompiler.Compile(ruleset, chain, Compiler.CompileOptions.Simulation);
+        var simulator = new ChainSimulator(compiled);
+        using var kernel = new KernelChainRunner(compiled);
+        var packet = PacketBuilder.Build(V4("10.9.9.9", Udp, 9), ChainSimulator.LayerOf(hook));
+        var interpreted = Enumerable.Range(0, 6).Select(_ => simulator.Run(packet).Decision.DecidedBy).ToList();
+        var inKernel = Enumerable.Range(0, 6).Select(_ => kernel.Run(packet).DecidedBy).ToList();
+        Decider[] expected = [Decider.Rule, Decider.Rule, Decider.Rule, Decider.Policy, Decider.Policy, Decider.Policy];
+        Assert.Equal(expected, interpreted);
+        Assert.Equal(expected, inKernel);
+    }
 }

@@ -130,9 +130,9 @@ public static class ChainCompiler
 
         private void EmitMatch(string chainName, int index, Rule rule, Label fail)
         {
-            var match = rule.Match;
             foreach (var condition in Conditions(chainName, index, rule)) condition.Emit(_asm, fail);
-            if (match.Limit is not null) throw Unsupported(chainName, index, rule, "limit is not compiled yet");
+            if (rule.Match.Limit is { } limit)
+                new Condition(new LimitTest(LimitMaps.SpecOf(ruleset)!, LimitMaps.SlotOf(ruleset, chainName, index), limit)).Emit(_asm, fail);
         }
 
         /// <summary>The rule's conditions, cheapest and most selective first; the family test guards address words.</summary>

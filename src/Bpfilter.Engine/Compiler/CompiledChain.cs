@@ -7,6 +7,9 @@ namespace Bpfilter.Engine.Compiler;
 /// <param name="Ruleset">The ruleset the chain came from: its user chains and sets.</param>
 public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Counters, CounterLayout Layout, Ruleset? Ruleset = null)
 {
+    /// <summary>The ruleset's limit state, when the program uses it.</summary>
+    public MapSpec? Limits => Ruleset is not null && LimitMaps.SpecOf(Ruleset) is { } spec && Program.Maps.Contains(spec) ? spec : null;
+
     /// <summary>The named sets the program looks up, each with its map.</summary>
     public IReadOnlyList<(NamedSet Set, MapSpec Map)> Sets =>
         Ruleset is null ? [] : Ruleset.Sets.Select(s => (s, SetMaps.SpecOf(s))).Where(s => Program.Maps.Contains(s.Item2)).ToList();

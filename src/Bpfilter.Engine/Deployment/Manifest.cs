@@ -45,8 +45,9 @@ public sealed record ManifestChain(
 /// What a deployment holds, written beside its pins at every publish. Counters are mapped back to rule
 /// names through it, and a new process reads everything it lists from it.
 /// </summary>
+/// <param name="LimitsPin">The pin of the limit state that every program shares; null when no rule has a limit.</param>
 public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains,
-    IReadOnlyList<ManifestSet>? Sets = null)
+    IReadOnlyList<ManifestSet>? Sets = null, string? LimitsPin = null)
 {
     public const int CurrentFormat = 1;
 
@@ -58,7 +59,8 @@ public sealed record Manifest(int Format, string Name, long Generation, DateTime
 
     /// <summary>Every pin the deployment needs at this generation; anything else in its directory is left over.</summary>
     [JsonIgnore]
-    public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin)).Concat((Sets ?? []).Select(s => s.Pin));
+    public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin)).Concat((Sets ?? []).Select(s => s.Pin))
+        .Concat(LimitsPin is null ? [] : [LimitsPin]);
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

@@ -77,6 +77,10 @@ public sealed class Assembler
     public void AtomicAdd(Size size, Register dst, short offset, Register src) =>
         Add(new Instruction((byte)((byte)OpClass.Stx | (byte)size | Mode.Atomic), (byte)dst, (byte)src, offset, 0));
 
+    /// <summary>r0 = atomic compare-and-exchange of *(size *)(dst + offset): if it equals r0, it becomes src; r0 gets the old value (BPF_CMPXCHG).</summary>
+    public void AtomicCompareExchange(Size size, Register dst, short offset, Register src) =>
+        Add(new Instruction((byte)((byte)OpClass.Stx | (byte)size | Mode.Atomic), (byte)dst, (byte)src, offset, 0xf1));
+
     /// <summary>dst = the file descriptor of <paramref name="map"/> (ld_imm64 with BPF_PSEUDO_MAP_FD; two slots).</summary>
     public void LoadMap(Register dst, MapSpec map)
     {

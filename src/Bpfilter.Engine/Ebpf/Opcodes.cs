@@ -32,6 +32,7 @@ public enum Helper
     MapLookupElem = 1,
     MapUpdateElem = 2,
     KtimeGetNs = 5,
+    RingbufOutput = 130,
 }
 
 /// <summary>Values of the ld_imm64 src_reg field and the call src_reg field.</summary>

@@ -16,7 +16,7 @@ public sealed class KernelChainRunner : IDisposable
     public static readonly int[] RequiredCapabilities = [Privileges.CapBpf, Privileges.CapNetAdmin];
 
     private readonly BpfMap _counters;
-    private readonly List<BpfMap> _sets = new();
+    private readonly List<BpfMap> _sets = new(); // and the limit state: the maps besides the counters
     private readonly LoadedProgram _program;
 
     public KernelChainRunner(CompiledChain compiled)
@@ -33,6 +33,12 @@ public sealed class KernelChainRunner : IDisposable
                 _sets.Add(map);
                 foreach (var key in SetMaps.KeysOf(set)) map.Update(key, SetMaps.Present);
                 maps[spec] = map;
+            }
+            if (compiled.Limits is { } limits)
+            {
+                var map = BpfMap.Create(limits);
+                _sets.Add(map);
+                maps[limits] = map;
             }
             _program = LoadedProgram.Load(compiled.Program, maps);
         }
