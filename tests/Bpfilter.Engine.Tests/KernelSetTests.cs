@@ -81,4 +81,32 @@ public sealed class KernelSetTests : IDisposable
         Assert.Equal("SetNotFound", noSet.ErrorId);
         Assert.Equal(["10.9.0.0/16"], DeploymentSets.Get(_deployment).Single().Elements.Select(e => e.ToString()));
     }
+
+    [Theory]
+    [InlineData(Hook.Xdp)]
+    [InlineData(Hook.NfInput)]
+    public void Log_verdicts_write_entries_that_Get_BpfLog_reads_once(Hook hook)
+    {
+        var chain = new Chain("INPUT", hook, hook == Hook.Xdp ? _sandbox.ReceiverInterface : null, Verdict.Accept,
+        [
+            new Rule("note-udp", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9100) }, Verdict.Log("UDP-IN: ")),
+            new Rule("drop-it", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9100) }, Verdict.Drop),
+        ]);
+        Publisher.Publish(new Ruleset(_deployment, [chain]), new PublishOptions(_sandbox.Receiver));
+        using var socket = _sandbox.BindUdp(9100);
+        _sandbox.SendUdp(9100, 3, payload: 30);
+        Assert.Equal(0, Sandbox.Drain(socket));
+
+        var entries = DeploymentLog.Read(_deployment);
+        Assert.Equal(3, entries.Count);
+        Assert.All(entries, e =>
+        {
+            Assert.Equal(("INPUT", 1, "note-udp", "UDP-IN: "), (e.Chain, e.Position, e.Rule, e.Prefix));
+            Assert.Equal((Sandbox.SenderAddress, Sandbox.ReceiverAddress, (ushort?)9100, 20u + 8 + 30), (e.Source, e.Destination, e.DestinationPort, e.Length));
+            Assert.True(Math.Abs((DateTimeOffset.UtcNow - e.Time).TotalSeconds) < 30, $"the entry's time {e.Time} is not now");
+        });
+        Assert.Empty(DeploymentLog.Read(_deployment)); // read once
+        var counters = Deployments.Counters(_deployment);
+        Assert.Equal((3UL, 3UL), (counters.Single(c => c.Rule == "note-udp").Packets, counters.Single(c => c.Rule == "drop-it").Packets));
+    }
 }

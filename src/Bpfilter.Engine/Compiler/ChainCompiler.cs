@@ -109,6 +109,12 @@ public static class ChainCompiler
                     case VerdictKind.Continue:
                         CountSlot(slot);
                         break;
+                    case VerdictKind.Log:
+                        CountSlot(slot);
+                        var limits = LimitMaps.SpecOf(ruleset)!;
+                        LogWriter.Emit(asm, LogMaps.SpecOf(ruleset)!, new LimitTest(limits, LimitMaps.LogRateSlot(ruleset), LimitMaps.LogRate),
+                            LogMaps.IdOf(ruleset, chainName, i));
+                        break;
                     case VerdictKind.Return:
                         CountSlot(slot);
                         asm.Jump(returnTo);

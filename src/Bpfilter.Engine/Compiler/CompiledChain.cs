@@ -10,6 +10,9 @@ public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Cou
     /// <summary>The ruleset's limit state, when the program uses it.</summary>
     public MapSpec? Limits => Ruleset is not null && LimitMaps.SpecOf(Ruleset) is { } spec && Program.Maps.Contains(spec) ? spec : null;
 
+    /// <summary>The ruleset's log ring buffer, when the program writes to it.</summary>
+    public MapSpec? Log => Ruleset is not null && LogMaps.SpecOf(Ruleset) is { } spec && Program.Maps.Contains(spec) ? spec : null;
+
     /// <summary>The named sets the program looks up, each with its map.</summary>
     public IReadOnlyList<(NamedSet Set, MapSpec Map)> Sets =>
         Ruleset is null ? [] : Ruleset.Sets.Select(s => (s, SetMaps.SpecOf(s))).Where(s => Program.Maps.Contains(s.Item2)).ToList();

@@ -194,7 +194,7 @@ public static class Deployments
         }
     }
 
-    private static DateTimeOffset BootTime
+    internal static DateTimeOffset BootTime
     {
         get
         {

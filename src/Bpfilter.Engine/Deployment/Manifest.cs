@@ -45,9 +45,11 @@ public sealed record ManifestChain(
 /// What a deployment holds, written beside its pins at every publish. Counters are mapped back to rule
 /// names through it, and a new process reads everything it lists from it.
 /// </summary>
-/// <param name="LimitsPin">The pin of the limit state that every program shares; null when no rule has a limit.</param>
+/// <param name="LimitsPin">The pin of the limit state that every program shares; null when no rule has a limit or logs.</param>
+/// <param name="LogPin">The pin of the log ring buffer; null when no rule logs.</param>
+/// <param name="Logs">The log verdicts, in the order of the ids their entries carry.</param>
 public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains,
-    IReadOnlyList<ManifestSet>? Sets = null, string? LimitsPin = null)
+    IReadOnlyList<ManifestSet>? Sets = null, string? LimitsPin = null, string? LogPin = null, IReadOnlyList<LogSource>? Logs = null)
 {
     public const int CurrentFormat = 1;
 
@@ -60,7 +62,7 @@ public sealed record Manifest(int Format, string Name, long Generation, DateTime
     /// <summary>Every pin the deployment needs at this generation; anything else in its directory is left over.</summary>
     [JsonIgnore]
     public IEnumerable<string> Pins => Chains.SelectMany(c => c.LinkPins.Append(c.ProgramPin).Append(c.CountersPin)).Concat((Sets ?? []).Select(s => s.Pin))
-        .Concat(LimitsPin is null ? [] : [LimitsPin]);
+        .Concat(LimitsPin is null ? [] : [LimitsPin]).Concat(LogPin is null ? [] : [LogPin]);
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

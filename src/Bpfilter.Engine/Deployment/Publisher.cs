@@ -70,7 +70,7 @@ public static class Publisher
 
         var staged = new List<StagedChain>();
         var sets = new Dictionary<string, (NamedSet Set, MapSpec Spec, BpfMap Map)>(StringComparer.Ordinal);
-        BpfMap? limits = null;
+        BpfMap? limits = null, log = null;
         try
         {
             foreach (var chain in compiled) staged.Add(StagedChain.Resolve(chain, options.NetworkNamespace));
@@ -86,12 +86,15 @@ public static class Publisher
             // So is the limit state: one bucket per rule, whichever programs run the rule.
             var limitSpec = compiled.Select(c => c.Limits).FirstOrDefault(l => l is not null);
             if (limitSpec is not null) limits = BpfMap.Create(limitSpec);
+            var logSpec = compiled.Select(c => c.Log).FirstOrDefault(l => l is not null);
+            if (logSpec is not null) log = BpfMap.Create(logSpec);
             Step($"created maps ({sets.Count} set(s), {sets.Values.Sum(s => SetMaps.EntryCount(s.Set))} member key(s))");
             foreach (var s in staged)
             {
                 var maps = new Dictionary<MapSpec, BpfMap> { [s.Compiled.Counters] = s.Counters! };
                 foreach (var (set, spec) in s.Compiled.Sets) maps[spec] = sets[set.Name].Map;
                 if (s.Compiled.Limits is { } limitMap) maps[limitMap] = limits!;
+                if (s.Compiled.Log is { } logMap) maps[logMap] = log!;
                 s.Program = LoadedProgram.Load(s.Compiled.Program, maps, s.Compiled.Chain.Mode == XdpMode.Offload ? s.Ifindex : 0);
             }
             Step("verifier accepted every program");
@@ -100,12 +103,14 @@ public static class Publisher
             var manifestSets = sets.Values.Select(s => new ManifestSet(s.Set.Name, s.Set.Type, $"set-{s.Set.Name}-{generation}",
                 s.Set.Elements.Select(e => e.ToString()).ToList())).ToList();
             var limitsPin = limits is null ? null : $"limits-{generation}";
+            var logPin = log is null ? null : $"log-{generation}";
             var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
-                staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin);
+                staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin, logPin, log is null ? null : LogMaps.Entries(ruleset));
             try
             {
                 foreach (var set in manifestSets) sets[set.Name].Map.Pin(DeploymentPaths.Pin(name, set.Pin));
                 if (limitsPin is not null) limits!.Pin(DeploymentPaths.Pin(name, limitsPin));
+                if (logPin is not null) log!.Pin(DeploymentPaths.Pin(name, logPin));
             }
             catch
             {
@@ -121,6 +126,7 @@ public static class Publisher
             foreach (var s in staged) s.Dispose();
             foreach (var set in sets.Values) set.Map.Dispose();
             limits?.Dispose();
+            log?.Dispose();
         }
     }
 

@@ -32,6 +32,7 @@ public enum Helper
     MapLookupElem = 1,
     MapUpdateElem = 2,
     KtimeGetNs = 5,
+    KtimeGetBootNs = 125,
     RingbufOutput = 130,
 }
 

@@ -16,7 +16,7 @@ public sealed class KernelChainRunner : IDisposable
     public static readonly int[] RequiredCapabilities = [Privileges.CapBpf, Privileges.CapNetAdmin];
 
     private readonly BpfMap _counters;
-    private readonly List<BpfMap> _sets = new(); // and the limit state: the maps besides the counters
+    private readonly List<BpfMap> _sets = new(); // and the limit state and log: the maps besides the counters
     private readonly LoadedProgram _program;
 
     public KernelChainRunner(CompiledChain compiled)
@@ -34,11 +34,11 @@ public sealed class KernelChainRunner : IDisposable
                 foreach (var key in SetMaps.KeysOf(set)) map.Update(key, SetMaps.Present);
                 maps[spec] = map;
             }
-            if (compiled.Limits is { } limits)
+            foreach (var spec in new[] { compiled.Limits, compiled.Log }.OfType<MapSpec>())
             {
-                var map = BpfMap.Create(limits);
+                var map = BpfMap.Create(spec);
                 _sets.Add(map);
-                maps[limits] = map;
+                maps[spec] = map;
             }
             _program = LoadedProgram.Load(compiled.Program, maps);
         }
