@@ -22,6 +22,12 @@
         'Show-BpfProgram'
         'Test-BpfPacket'
         'Compare-BpfRuleset'
+        'New-BpfChain'
+        'New-BpfRuleset'
+        'New-BpfSet'
+        'Add-BpfRule'
+        'Remove-BpfRule'
+        'Set-BpfChain'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
