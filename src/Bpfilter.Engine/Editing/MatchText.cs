@@ -113,14 +113,13 @@ public static class MatchText
 
     private static (bool Negated, IReadOnlyList<string> Items) NegatedList(IReadOnlyList<string> values, string field)
     {
-        if (values.Count == 0) throw new RulesetValidationException($"{field} needs at least one value", field);
+        if (values.Count == 0) throw new RulesetValidationException("give at least one value", field);
         var (negated, first) = Negation(values[0]);
         var items = new List<string> { first };
         foreach (var value in values.Skip(1))
         {
             if (Negation(value).Negated)
-                throw new RulesetValidationException(
-                    $"{field}: '{value}': a '!' negates the whole list, so it goes once, before the first value", field);
+                throw new RulesetValidationException($"'{value}': a '!' negates the whole list, so it goes once, before the first value", field);
             items.Add(Negation(value).Text);
         }
         return (negated, items);
@@ -130,11 +129,11 @@ public static class MatchText
     {
         if (!items.Any(i => i.StartsWith('@'))) return null;
         if (items.Count > 1)
-            throw new RulesetValidationException($"{field}: a set reference stands alone; put the other values in the set", field);
+            throw new RulesetValidationException("a set reference stands alone; put the other values in the set", field);
         return items[0][1..];
     }
 
-    // Errors of whole lists (mixed families, empty) say which condition they are about.
+    // The model's address and list errors name no field; the caller learns which condition they are about.
     private static T WithField<T>(string field, Func<T> build)
     {
         try
@@ -143,7 +142,7 @@ public static class MatchText
         }
         catch (RulesetValidationException e) when (e.Field is null)
         {
-            throw new RulesetValidationException($"{field}: {e.Message}", field);
+            throw new RulesetValidationException(e.Message, field);
         }
     }
 }
