@@ -305,6 +305,12 @@ Describe 'Tab completion' {
             Should -Be @("'my rule'", 'extra')
     }
 
+    It 'completes jump and goto targets from user chains in variables and in the script' {
+        Get-Completion 'New-BpfRule -Jump ' | Should -Contain 'WEB'
+        Get-Completion "`$t = New-BpfChain -Name TCP`nNew-BpfChain -Name HOOKED -Hook xdp -Interface lo`nNew-BpfRule -Goto " |
+            Should -Be @('TCP', 'WEB') -Because 'hooked chains are no targets'
+    }
+
     It 'offers nothing when the edited object cannot be seen without running a command' {
         Get-Completion '(Get-Date) | Add-BpfRule -ChainName ' | Should -BeNullOrEmpty
     }

@@ -89,9 +89,11 @@ public sealed class NewBpfRuleCommand : PSCmdlet
     public string? Action { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = JumpSet)]
+    [ArgumentCompleter(typeof(UserChainNameCompleter))]
     public string? Jump { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = GotoSet)]
+    [ArgumentCompleter(typeof(UserChainNameCompleter))]
     public string? Goto { get; set; }
 
     [Parameter(Mandatory = true, ParameterSetName = RejectSet)]

@@ -137,3 +137,46 @@ public sealed class HookedChainNameCompleter : EditedObjectCompleter
         _ => [],
     };
 }
+
+/// <summary>
+/// User chain names, for -Jump and -Goto: a rule is made before the ruleset that holds its target, so they come from
+/// the user chains and rulesets held in the session's variables, and from New-BpfChain commands without -Hook anywhere
+/// in the script being typed.
+/// </summary>
+public sealed partial class UserChainNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var inScript = RootOf(commandAst)
+            .FindAll(a => a is CommandAst c && string.Equals(c.GetCommandName(), "New-BpfChain", StringComparison.OrdinalIgnoreCase), searchNestedScriptBlocks: true)
+            .Select(c => StaticParameterBinder.BindCommand((CommandAst)c, resolve: true).BoundParameters)
+            .Where(bound => !bound.ContainsKey("Hook") && bound.TryGetValue("Name", out _))
+            .Select(bound => bound["Name"].ConstantValue as string);
+        var names = inScript.OfType<string>().Concat(InVariables());
+        return names.Distinct(StringComparer.Ordinal)
+            .Where(n => n.StartsWith(wordToComplete.Trim('\'', '"'), StringComparison.OrdinalIgnoreCase))
+            .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, n));
+    }
+
+    private static Ast RootOf(Ast ast)
+    {
+        while (ast.Parent is not null) ast = ast.Parent;
+        return ast;
+    }
+
+    private static IEnumerable<string> InVariables()
+    {
+        using var ps = PowerShell.Create(RunspaceMode.CurrentRunspace);
+        return ps.AddCommand("Get-Variable").Invoke()
+            .Select(v => (v.BaseObject as PSVariable)?.Value)
+            .Select(v => v is PSObject p ? p.BaseObject : v)
+            .SelectMany(v => v switch
+            {
+                UserChain chain => [chain.Name],
+                Ruleset ruleset => ruleset.UserChains.Select(c => c.Name),
+                _ => Enumerable.Empty<string>(),
+            })
+            .ToList();
+    }
+}
