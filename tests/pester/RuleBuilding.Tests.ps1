@@ -95,6 +95,8 @@ Describe 'New-BpfRule' {
         @{ Line = '-Protocol icmp -IcmpType packet-too-big -Action Drop'; Message = "-IcmpType: 'packet-too-big' is not an ICMP type*" }
         @{ Line = '-Limit 5/fortnight -Action Accept'; Message = "-Limit: '5/fortnight' is not a rate*" }
         @{ Line = '-LimitBurst 10 -Action Accept'; Message = '-LimitBurst needs -Limit*' }
+        @{ Line = '-Limit 5/second -LimitBurst 0 -Action Accept'; Message = "-LimitBurst: a limit's burst is 1 to 1000000 packets" }
+        @{ Line = '-Action goto'; Message = '-Action: goto needs a chain: write -Goto CHAIN' }
         @{ Line = '-Jump "no such"'; Message = "-Jump: 'no such' is not a chain name*" }
         @{ Line = '-Action jump'; Message = '-Action: jump needs a chain: write -Jump CHAIN' }
         @{ Line = '-Action maybe'; Message = "-Action: 'maybe' is not a verdict*" }

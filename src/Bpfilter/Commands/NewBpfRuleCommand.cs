@@ -157,8 +157,9 @@ public sealed class NewBpfRuleCommand : PSCmdlet
                 CheckAction("log", nameof(LogPrefix));
                 return Parsed(nameof(LogPrefix), () => Verdict.Log(LogPrefix));
             default:
-                if (Action!.ToLowerInvariant() is "jump" or "goto")
-                    throw new RulesetValidationException($"-Action: {Action.ToLowerInvariant()} needs a chain: write -{(Action.ToLowerInvariant() == "jump" ? "Jump" : "Goto")} CHAIN", "action");
+                var action = Action!.ToLowerInvariant();
+                if (action is "jump" or "goto")
+                    throw new RulesetValidationException($"-Action: {action} needs a chain: write -{char.ToUpperInvariant(action[0])}{action[1..]} CHAIN", "action");
                 return Parsed(nameof(Action), () => Verdict.Parse(Action));
         }
     }
@@ -184,7 +185,8 @@ public sealed class NewBpfRuleCommand : PSCmdlet
         }
         catch (RulesetValidationException e)
         {
-            throw new RulesetValidationException($"-{parameter}: {e.Message}", e.Field);
+            // The burst is checked with the rate, but an error about it is about -LimitBurst.
+            throw new RulesetValidationException($"-{(e.Field == "burst" ? nameof(LimitBurst) : parameter)}: {e.Message}", e.Field);
         }
     }
 }

@@ -8,11 +8,11 @@ using Bpfilter.Engine.Rules;
 namespace Bpfilter.Completion;
 
 /// <summary>
-/// Completes names inside the ruleset or chain a command edits. Tab completion runs nothing, so it looks where a value
-/// is already known: the bound -Ruleset, -Chain or -UserChain (PowerShell evaluates variables and constants there), or
-/// the pipeline element before the command when it is a variable or a list of variables ($rs | Add-BpfRule ...). When neither gives an
-/// object (the ruleset comes from a command), it falls back on the names the command line itself gives earlier:
-/// -Name of New-BpfChain (chain names) or of New-BpfRule (rule names).
+/// Completes names inside the ruleset or chain a command edits. Tab completion runs no command of the line, so it looks
+/// where a value is already known: the bound -Ruleset, -Chain or -UserChain (PowerShell evaluates variables and
+/// constants there), or the pipeline element before the command when it is a variable or a list of variables
+/// ($rs | Add-BpfRule ...). When neither gives an object (the ruleset comes from a command), it falls back on the names
+/// the command line itself gives earlier: -Name of New-BpfChain (chain names) or of New-BpfRule (rule names).
 /// </summary>
 public abstract partial class EditedObjectCompleter : IArgumentCompleter
 {
@@ -49,7 +49,7 @@ public abstract partial class EditedObjectCompleter : IArgumentCompleter
         return index > 0 ? pipeline.PipelineElements[index - 1] : null;
     }
 
-    // Only variables, read without running anything of the command line: $rs, or a list such as $input, $web.
+    // Only variables, read without running anything of the command line: $rs, or a list such as $inbound, $web.
     private static object? SafeValue(ExpressionAst expression) => expression switch
     {
         VariableExpressionAst variable when !variable.Splatted => VariableValue(variable.VariablePath.UserPath),
