@@ -22,6 +22,16 @@
         'Show-BpfProgram'
         'Test-BpfPacket'
         'Compare-BpfRuleset'
+        'New-BpfChain'
+        'New-BpfRuleset'
+        'New-BpfSet'
+        'Add-BpfRule'
+        'Remove-BpfRule'
+        'Set-BpfChain'
+        'Get-BpfSet'
+        'Add-BpfSetMember'
+        'Remove-BpfSetMember'
+        'Get-BpfLog'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

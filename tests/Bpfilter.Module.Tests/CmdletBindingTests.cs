@@ -40,10 +40,12 @@ public sealed class CmdletBindingTests : IDisposable
     }
 
     [Fact]
-    public void New_BpfRule_refuses_a_port_out_of_range_at_binding()
+    public void New_BpfRule_refuses_a_port_out_of_range_naming_the_parameter()
     {
         var (_, errors) = _session.Run("New-BpfRule -Protocol udp -DestinationPort 70000 -Action Drop");
-        Assert.StartsWith("ParameterArgumentValidationError", Assert.Single(errors).FullyQualifiedErrorId);
+        var error = Assert.Single(errors);
+        Assert.Equal("Bpfilter.RulesetInvalid,Bpfilter.Commands.NewBpfRuleCommand", error.FullyQualifiedErrorId);
+        Assert.StartsWith("-DestinationPort: '70000' is not a port", error.Exception.Message);
     }
 
     [Fact]

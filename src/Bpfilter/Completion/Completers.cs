@@ -75,12 +75,6 @@ public sealed class VerdictCompleter : WordCompleter
     protected override IEnumerable<string> Candidates() => ["accept", "drop", "reject", "continue", "return", "log"];
 }
 
-/// <summary>Chain policies: accept or drop.</summary>
-public sealed class PolicyCompleter : WordCompleter
-{
-    protected override IEnumerable<string> Candidates() => ["accept", "drop"];
-}
-
 /// <summary>Set names of the deployment named by the command's -Name (read from its manifest; nothing when it cannot be read).</summary>
 public sealed class SetNameCompleter : IArgumentCompleter
 {
@@ -99,4 +93,22 @@ public sealed class SetNameCompleter : IArgumentCompleter
             return [];
         }
     }
+}
+
+/// <summary>Reject kinds in iptables' spelling (tcp-reset, port-unreachable, ...).</summary>
+public sealed class RejectWithCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => RejectWithNames.Names.Order();
+}
+
+/// <summary>The kinds of fragment condition: first, not-first.</summary>
+public sealed class FragmentCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => ["first", "not-first"];
+}
+
+/// <summary>Set types in the ruleset language's spelling: ipv4-addr, ipv4-net, ipv6-addr, ipv6-net, port.</summary>
+public sealed class SetTypeCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => SetTypeNames.Names;
 }
