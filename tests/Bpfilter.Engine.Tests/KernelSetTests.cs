@@ -109,4 +109,20 @@ public sealed class KernelSetTests : IDisposable
         var counters = Deployments.Counters(_deployment);
         Assert.Equal((3UL, 3UL), (counters.Single(c => c.Rule == "note-udp").Packets, counters.Single(c => c.Rule == "drop-it").Packets));
     }
+
+    [Fact]
+    public void In_interface_at_nf_input_is_read_through_the_hook_state()
+    {
+        var chain = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept,
+        [
+            new Rule("not-from-lo", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9200), InInterface = new InterfaceMatch("lo") }, Verdict.Accept),
+            new Rule("from-veth", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9200), InInterface = new InterfaceMatch(_sandbox.ReceiverInterface) }, Verdict.Drop),
+        ]);
+        Publisher.Publish(new Ruleset(_deployment, [chain]), new PublishOptions(_sandbox.Receiver));
+        using var socket = _sandbox.BindUdp(9200);
+        _sandbox.SendUdp(9200, 3);
+        Assert.Equal(0, Sandbox.Drain(socket));
+        var counters = Deployments.Counters(_deployment);
+        Assert.Equal((0UL, 3UL), (counters.Single(c => c.Rule == "not-from-lo").Packets, counters.Single(c => c.Rule == "from-veth").Packets));
+    }
 }

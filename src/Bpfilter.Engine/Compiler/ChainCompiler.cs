@@ -60,6 +60,7 @@ public static class ChainCompiler
             _count = asm.NewLabel("count");
 
             asm.BeginRegion("prologue");
+            PacketRecord.EmitClear(asm);
             hook.EmitPrologue(asm, malformed);
             HeaderParser.Emit(asm, hook, notIp, malformed);
             asm.Jump(rules);

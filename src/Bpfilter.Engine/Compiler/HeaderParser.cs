@@ -23,7 +23,6 @@ internal static class HeaderParser
 
     public static void Emit(Assembler asm, HookFlavour hook, Label notIp, Label malformed)
     {
-        foreach (var field in PacketRecord.Fields()) PacketRecord.Store(asm, field, 0);
         int l3 = hook.NetworkOffset;
         var ipv4 = asm.NewLabel("ipv4");
         var ipv6 = asm.NewLabel("ipv6");

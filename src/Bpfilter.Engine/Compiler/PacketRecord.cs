@@ -49,11 +49,12 @@ internal static class PacketRecord
     /// <summary>Netfilter's struct bpf_dynptr (16 bytes).</summary>
     public const short Dynptr = -288;
 
-    /// <summary>Every u32 field the prologue zeroes, so that no path reads a field it did not write.</summary>
-    public static IEnumerable<short> Fields()
+    /// <summary>Zeroes every field first thing, so that no path reads a field it did not write (r1, the context, is kept).</summary>
+    public static void EmitClear(Assembler asm)
     {
         short[] scalars = [Family, Protocol, SourcePort, DestinationPort, TcpFlags, IcmpType, IcmpCode, Ttl, Dscp, Length, Fragment, Mark, InInterface, OutInterface, HasTransport];
-        return scalars.Concat(Enumerable.Range(0, 4).Select(SourceAddress)).Concat(Enumerable.Range(0, 4).Select(DestinationAddress));
+        foreach (var field in scalars.Concat(Enumerable.Range(0, 4).Select(SourceAddress)).Concat(Enumerable.Range(0, 4).Select(DestinationAddress)))
+            Store(asm, field, 0);
     }
 
     /// <summary>r0 = the u32 field at <paramref name="offset"/>.</summary>

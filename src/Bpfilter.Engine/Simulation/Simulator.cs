@@ -37,13 +37,16 @@ public static class Simulator
     }
 
     /// <summary>Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.</summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false)
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false, PacketContext? context = null)
     {
         var simulator = new ChainSimulator(ChainCompiler.Compile(ruleset, chain, CompileOptions.Simulation));
-        var run = simulator.Run(packet);
+        var run = simulator.Run(packet, context);
         PacketDecision? kernelDecision = null;
         if (kernel)
         {
+            if (context is not null && context != PacketContext.None)
+                throw new BpfilterException("KernelContextUnsupported", FailureCategory.InvalidArgument,
+                    "the kernel's test run (-Kernel) cannot give a packet an interface or a mark; test those in the interpreter, without -Kernel");
             using var runner = new KernelChainRunner(simulator.Compiled);
             kernelDecision = runner.Run(packet);
         }
@@ -52,8 +55,8 @@ public static class Simulator
     }
 
     /// <summary>Builds the packet from <paramref name="fields"/> for <paramref name="chain"/>'s hook, then runs it.</summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false) =>
-        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel);
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false, PacketContext? context = null) =>
+        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel, context);
 
     private static string List(IEnumerable<Chain> chains) => string.Join(", ", chains.Select(c => $"{c.Name} ({c.AttachPoint})"));
 }

@@ -15,6 +15,9 @@ public sealed record InterpreterOptions
     /// <summary>bpf_ktime_get_ns and its siblings; null for a monotonic clock of this process.</summary>
     public Func<ulong>? Clock { get; init; }
 
+    /// <summary>The fields of kernel objects behind the context that the program may load (the kernel's offsets).</summary>
+    public IReadOnlyList<KernelField> KernelFields { get; init; } = [];
+
     /// <summary>Seed of bpf_get_prandom_u32, so that runs repeat.</summary>
     public int RandomSeed { get; init; }
 

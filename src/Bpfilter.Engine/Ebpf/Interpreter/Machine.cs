@@ -34,7 +34,7 @@ internal sealed partial class Machine
         _code = vm.Code;
         _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, packet, 0, packet.Length, true, _addresses.Next());
         var layout = vm.Context;
-        var ctx = layout.Build(packet.Length, contextValues);
+        var ctx = layout.Build(packet.Length, contextValues, vm.Options.KernelFields);
         _context = new MemoryRegion(layout.StructName, RegionKind.Context, ctx, 0, ctx.Length, true, _addresses.Next())
         {
             Layout = layout,
@@ -45,6 +45,25 @@ internal sealed partial class Machine
             if (field.Kind != ContextFieldKind.KernelObject) continue;
             var type = field.ObjectType ?? field.Name;
             _kernelObjects[field.Name] = new KernelObject(type, _addresses.Next(), type == "struct sk_buff" ? _packet : null);
+        }
+        foreach (var model in vm.Options.KernelFields)
+        {
+            // "state.in.ifindex": the object behind ctx field "state", its pointer member "in", that object's "ifindex".
+            var path = model.Path.Split('.');
+            var obj = _kernelObjects[path[0]];
+            for (int i = 1; i < path.Length - 1; i++)
+            {
+                var key = (model.Offsets[i - 1], 8);
+                if (!obj.Fields.TryGetValue(key, out var next))
+                {
+                    var child = new KernelObject(model.Types[i - 1], _addresses.Next(), null);
+                    next = new RegisterValue(child.Address, child);
+                    obj.Fields[key] = next;
+                }
+                obj = (KernelObject)next.Tag!;
+            }
+            ulong value = contextValues is not null && contextValues.TryGetValue(model.Path, out var given) ? given : 0;
+            obj.Fields[(model.Offsets[^1], model.Size)] = RegisterValue.Scalar(value);
         }
         _stack = NewStack();
         Set(1, new RegisterValue(_context.Address, _context));
@@ -462,6 +481,12 @@ internal sealed partial class Machine
 
     private RegisterValue Load(RegisterValue pointer, int register, int displacement, int size, bool signExtend)
     {
+        if (pointer.Tag is KernelObject obj)
+        {
+            long at = unchecked((long)(pointer.Bits - obj.Address)) + displacement;
+            if (!signExtend && obj.Fields.TryGetValue(((int)at, size), out var field)) return field;
+            Fault($"reads {size} bytes at offset {at} of {obj.TypeName}, which this interpreter does not model (it models {string.Join(", ", obj.Fields.Keys.Select(k => $"{k.Size} bytes at {k.Offset}"))})");
+        }
         var region = Resolve(pointer, register, displacement, size, write: false, out int offset);
         if (region.Kind == RegionKind.Context) return ContextLoad(region, offset, size, signExtend);
         if (region.Kind == RegionKind.Stack && size == 8 && region.Spills?.TryGetValue(offset, out var spilled) == true) return spilled;

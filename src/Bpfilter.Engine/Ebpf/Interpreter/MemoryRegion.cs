@@ -79,9 +79,15 @@ public sealed class MemoryRegion
     public override string ToString() => Description;
 }
 
-/// <summary>An object of the kernel that a program holds a pointer to but may not read directly (struct sk_buff of a netfilter hook).</summary>
+/// <summary>
+/// An object of the kernel that a program holds a pointer to (struct sk_buff of a netfilter hook): only the fields
+/// in <see cref="Fields"/> can be loaded, as the verifier allows BTF-typed loads; the rest only kernel functions read.
+/// </summary>
 public sealed class KernelObject
 {
+    /// <summary>Readable fields by (byte offset, size): a number, or a pointer to another kernel object.</summary>
+    internal Dictionary<(int Offset, int Size), RegisterValue> Fields { get; } = new();
+
     internal KernelObject(string typeName, ulong address, MemoryRegion? packet)
     {
         TypeName = typeName;
