@@ -75,6 +75,9 @@ public sealed class LoadedProgram : IDisposable
     /// <summary>Runs the program once on <paramref name="packet"/> (BPF_PROG_TEST_RUN) and returns its return code.</summary>
     public uint TestRun(ReadOnlySpan<byte> packet) => Bpf.ProgTestRun(Fd, packet, 1, out _);
 
+    /// <summary>Runs the program once on <paramref name="packet"/>; <paramref name="output"/> is the packet as it left it.</summary>
+    public uint TestRun(ReadOnlySpan<byte> packet, out byte[] output) => Bpf.ProgTestRun(Fd, packet, out output);
+
     /// <summary>Runs the program <paramref name="repeat"/> times on <paramref name="packet"/>; the kernel's average ns per run.</summary>
     public uint TestRunDuration(ReadOnlySpan<byte> packet, uint repeat)
     {

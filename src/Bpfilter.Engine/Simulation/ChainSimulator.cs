@@ -131,7 +131,8 @@ public sealed partial class ChainSimulator
         int slot = changed[0];
         var hook = HookFlavour.For(chain.Hook);
         Verdict? verdict = returnCode == hook.ReturnCode(VerdictKind.Drop) ? Verdict.Drop
-            : returnCode == hook.ReturnCode(VerdictKind.Accept) ? Verdict.Accept : null;
+            : returnCode == hook.ReturnCode(VerdictKind.Accept) ? Verdict.Accept
+            : hook.CanReply && returnCode == XdpFlavour.Transmit ? Verdict.Reject() : null;
         ulong bytes = after[slot].Bytes - before[slot].Bytes;
         if (slot < layout.RuleCount)
             return new PacketDecision(verdict, chain.Rules[slot].Name ?? $"#{slot + 1}", slot + 1, Decider.Rule, returnCode, bytes);

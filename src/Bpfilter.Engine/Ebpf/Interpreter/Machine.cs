@@ -19,6 +19,7 @@ internal sealed partial class Machine
     private readonly List<int> _path = new();
     private readonly List<string> _trace = new();
     private readonly MemoryRegion _packet;
+    private const int XdpHeadroom = 256, XdpFrameSize = 4096;
     private readonly MemoryRegion _context;
     private readonly Dictionary<string, KernelObject> _kernelObjects = new();
     private Random? _random;
@@ -32,8 +33,12 @@ internal sealed partial class Machine
     {
         _vm = vm;
         _code = vm.Code;
-        _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, packet, 0, packet.Length, true, _addresses.Next());
         var layout = vm.Context;
+        // An XDP frame sits in a buffer with headroom in front and tailroom behind, for bpf_xdp_adjust_head and _tail.
+        int headroom = layout == ContextLayout.XdpMd ? XdpHeadroom : 0;
+        var buffer = layout == ContextLayout.XdpMd ? new byte[Math.Max(XdpFrameSize, headroom + packet.Length + 256)] : packet;
+        if (headroom > 0) packet.CopyTo(buffer, headroom);
+        _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, buffer, headroom, packet.Length, true, _addresses.Next());
         var ctx = layout.Build(packet.Length, contextValues, vm.Options.KernelFields);
         _context = new MemoryRegion(layout.StructName, RegionKind.Context, ctx, 0, ctx.Length, true, _addresses.Next())
         {
@@ -360,7 +365,8 @@ internal sealed partial class Machine
             if (!open.Done) Fault($"exits with a ring buffer record of {open.Data.Length} bytes reserved in {open.Map.Spec.Name} and neither submitted nor discarded");
         }
         if (r0.Tag is not null) Fault($"returns a pointer into {r0.Tag}, not a number");
-        return new ExecutionResult(r0.Bits, _steps, _packet.Buffer.ToArray(), _path, _trace);
+        var final = _context.Packet!;
+        return new ExecutionResult(r0.Bits, _steps, final.Bytes(0, final.Length).ToArray(), _path, _trace);
     }
 
     // --- 64-bit immediates --------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ public sealed class MemoryRegion
     /// <summary>Context regions: the layout that says which loads are allowed and what they yield.</summary>
     internal ContextLayout? Layout { get; init; }
 
-    /// <summary>Context regions: the packet that data and data_end point into.</summary>
-    internal MemoryRegion? Packet { get; init; }
+    /// <summary>Context regions: the packet that data and data_end point into (a new region after bpf_xdp_adjust_head or _tail).</summary>
+    internal MemoryRegion? Packet { get; set; }
 
     /// <summary>Ring buffer records: the reservation to submit or discard.</summary>
     internal RingBufferReservation? Reservation { get; init; }
