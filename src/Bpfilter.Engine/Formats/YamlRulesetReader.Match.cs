@@ -170,7 +170,8 @@ public static partial class YamlRulesetReader
 
         private static TcpFlagsMatch ParseTcpFlags(string text, bool negated)
         {
-            if (text.Equals("syn", StringComparison.OrdinalIgnoreCase))
+            // The shorthand is lower case only: "SYN" alone is a list of flags without the second list.
+            if (text == "syn")
                 return new TcpFlagsMatch(TcpFlagsMatch.Syn.Mask, TcpFlagsMatch.Syn.Set, negated);
             var lists = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
             if (lists.Length != 2)
