@@ -122,12 +122,19 @@ internal sealed class RulesetGenerator(int seed)
             Dscp = Chance(0.1) ? Range(63) : null,
             Ttl = family == IpFamily.Ipv4 && Chance(0.15) ? Range(255) : null,
             HopLimit = family == IpFamily.Ipv6 && Chance(0.15) ? Range(255) : null,
-            Mark = Chance(0.15) ? new MarkMatch((uint)_random.NextInt64(0, 1L << 32), Chance(0.5) ? uint.MaxValue : (uint)_random.NextInt64(0, 1L << 32), Chance(0.2)) : null,
+            Mark = Chance(0.15) ? Mark() : null,
             Limit = Chance(0.1) ? new LimitMatch((uint)_random.Next(1, 1_000_001), Pick(Enum.GetValues<RateUnit>()), Chance(0.5) ? LimitMatch.DefaultBurst : (uint)_random.Next(1, 1_000_001)) : null,
         };
     }
 
-    private TcpFlagsMatch TcpFlagsCondition()
+    /// <summary>A mark whose value lies inside its mask: the reader refuses one that no packet could match.</summary>
+    private MarkMatch Mark()
+    {
+        var mask = Chance(0.5) ? uint.MaxValue : (uint)_random.NextInt64(0, 1L << 32);
+        return new MarkMatch((uint)_random.NextInt64(0, 1L << 32) & mask, mask, Chance(0.2));
+    }
+
+        private TcpFlagsMatch TcpFlagsCondition()
     {
         if (Chance(0.3)) return Chance(0.7) ? TcpFlagsMatch.Syn : new TcpFlagsMatch(TcpFlagsMatch.Syn.Mask, TcpFlagsMatch.Syn.Set, true);
         var mask = (TcpFlags)_random.Next(256);

@@ -147,6 +147,7 @@ public sealed class YamlRuleLanguageTests
         { "protocol: tcp, destination-port: \"@ports\"", new Match { Protocol = new ProtocolMatch(IpProtocol.Tcp), DestinationPort = PortMatch.InSet("ports") } },
         { "protocol: udp, source-port: \"!@ports\"", new Match { Protocol = new ProtocolMatch(IpProtocol.Udp), SourcePort = PortMatch.InSet("ports", true) } },
         { "protocol: tcp, tcp-flags: syn", new Match { Protocol = new ProtocolMatch(IpProtocol.Tcp), TcpFlags = TcpFlagsMatch.Syn } },
+        { "protocol: tcp, tcp-flags: SYN", new Match { Protocol = new ProtocolMatch(IpProtocol.Tcp), TcpFlags = TcpFlagsMatch.Syn } },
         { "protocol: tcp, tcp-flags: \"!syn\"", new Match { Protocol = new ProtocolMatch(IpProtocol.Tcp),
             TcpFlags = new TcpFlagsMatch(TcpFlagsMatch.Syn.Mask, TcpFlagsMatch.Syn.Set, true) } },
         { "protocol: tcp, tcp-flags: \"SYN,ACK,FIN,RST SYN\"", new Match { Protocol = new ProtocolMatch(IpProtocol.Tcp), TcpFlags = TcpFlagsMatch.Syn } },
@@ -177,7 +178,7 @@ public sealed class YamlRuleLanguageTests
         { "mark: 0x10", new Match { Mark = new MarkMatch(0x10) } },
         { "mark: 16", new Match { Mark = new MarkMatch(16) } },
         { "mark: 0x10/0xff", new Match { Mark = new MarkMatch(0x10, 0xff) } },
-        { "mark: \"!0xFFFFFFFF/0x0F\"", new Match { Mark = new MarkMatch(0xffffffff, 0x0f, true) } },
+        { "mark: \"!0x0000000F/0x0F\"", new Match { Mark = new MarkMatch(0x0f, 0x0f, true) } },
         { "limit: 5/second", new Match { Limit = new LimitMatch(5, RateUnit.Second) } },
         { "limit: 3/minute", new Match { Limit = new LimitMatch(3, RateUnit.Minute) } },
         { "limit: { rate: 1/day, burst: 10 }", new Match { Limit = new LimitMatch(1, RateUnit.Day, 10) } },
@@ -400,7 +401,7 @@ public sealed class YamlRuleLanguageTests
     [InlineData("protocol: tcp, destination-port: [80, 70000]", "70000", "destination-port: '70000' is not a port or port range")]
     [InlineData("protocol: tcp, destination-port: 2000-1000", "2000-1000", "destination-port: the range 2000-1000 ends before it starts")]
     [InlineData("protocol: \"!tcp\", destination-port: 80", "80 }", "destination-port needs protocol tcp or udp, not !tcp")]
-    [InlineData("protocol: tcp, tcp-flags: SYN", "SYN", "tcp-flags: 'SYN' is not a TCP flags condition")]
+    [InlineData("protocol: tcp, tcp-flags: \"SYN,ACK\"", "\"SYN,ACK\"", "tcp-flags: 'SYN,ACK' is not a TCP flags condition")]
     [InlineData("protocol: tcp, tcp-flags: \"SYN,BOGUS SYN\"", "\"SYN,BOGUS", "tcp-flags: 'BOGUS' is not a TCP flag")]
     [InlineData("protocol: tcp, tcp-flags: { mask: [SYN], set: [SYN, ACK] }", "[SYN, ACK]", "tcp-flags: ACK must be set but is not in the mask SYN")]
     [InlineData("protocol: tcp, tcp-flags: { mask: [SYN] }", "{ mask", "tcp-flags has no 'set' key")]
@@ -419,6 +420,7 @@ public sealed class YamlRuleLanguageTests
     [InlineData("mark: 0x1g", "0x1g", "mark: '0x1g' is not a mark")]
     [InlineData("mark: 0x100000000", "0x100000000", "mark: '0x100000000' is not a mark")]
     [InlineData("mark: 1/", "1/", "mark: '1/' is not a mark")]
+    [InlineData("mark: 0x100/0xff", "0x100/0xff", "mark: in '0x100/0xff' the value has bits outside the mask, so no packet could match")]
     [InlineData("limit: 5/fortnight", "5/fortnight", "limit: '5/fortnight' is not a rate")]
     [InlineData("limit: 0/second", "0/second", "limit: a limit's rate is 1 to 1000000 packets per unit")]
     [InlineData("limit: { rate: 5/second, burst: 0 }", "0 }", "limit: a limit's burst is 1 to 1000000 packets")]

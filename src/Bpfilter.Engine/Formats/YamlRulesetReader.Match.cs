@@ -170,8 +170,7 @@ public static partial class YamlRulesetReader
 
         private static TcpFlagsMatch ParseTcpFlags(string text, bool negated)
         {
-            // The shorthand is lower case only: "SYN" alone is a list of flags without the second list.
-            if (text == "syn")
+            if (text.Equals("syn", StringComparison.OrdinalIgnoreCase))
                 return new TcpFlagsMatch(TcpFlagsMatch.Syn.Mask, TcpFlagsMatch.Syn.Set, negated);
             var lists = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
             if (lists.Length != 2)
@@ -223,6 +222,9 @@ public static partial class YamlRulesetReader
                 || (slash < 0 ? uint.MaxValue : MarkNumber(text[(slash + 1)..])) is not { } mask)
                 throw Error(condition.SingleNode,
                     $"mark: '{text}' is not a mark: write a number such as 0x10 or 16, or a value and a mask such as 0x10/0xff (each at most 0xffffffff)");
+            // As New-BpfRule -Mark: a value with bits outside the mask is a mistake, since no packet could match it.
+            if ((value & ~mask) != 0)
+                throw Error(condition.SingleNode, $"mark: in '{text}' the value has bits outside the mask, so no packet could match");
             return new MarkMatch(value, mask, condition.Negated);
         }
 
