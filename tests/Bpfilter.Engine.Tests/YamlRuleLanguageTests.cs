@@ -1,6 +1,7 @@
 using Bpfilter.Engine.Formats;
 using Bpfilter.Engine.Rules;
 using Xunit;
+using Regex = System.Text.RegularExpressions.Regex;
 
 namespace Bpfilter.Engine.Tests;
 
@@ -428,6 +429,20 @@ public sealed class YamlRuleLanguageTests
     [InlineData("limit: { burst: 5 }", "{ burst", "limit has no 'rate' key")]
     [InlineData("limit: { not: 5/second }", "not", "'not' is not a limit key (expected one of: rate, burst)")]
     public void A_bad_value_is_refused_at_it(string match, string at, string reason) => MatchFails(match, at, reason);
+
+    [Fact]
+    public void The_reference_topic_names_every_key_and_word_the_reader_knows()
+    {
+        var topic = File.ReadAllText(Path.Combine(Samples.Root, "en-US", "about_Bpfilter_Rulesets.help.txt"));
+        var words = YamlRulesetReader.RulesetKeys.Concat(YamlRulesetReader.SetKeys).Concat(YamlRulesetReader.ChainKeys)
+            .Concat(YamlRulesetReader.RuleKeys).Concat(YamlRulesetReader.MatchKeys).Concat(YamlRulesetReader.TcpFlagsKeys)
+            .Concat(YamlRulesetReader.LimitKeys).Concat(YamlRulesetReader.ActionWords).Concat(YamlRulesetReader.ActionKeys)
+            .Append(YamlRulesetReader.NotKey).Concat(HookNames.Names).Concat(SetTypeNames.Names).Concat(RejectWithNames.Names)
+            .Concat(IcmpTypes.Names).Concat(IpProtocol.KnownNames);
+        Assert.All(words, word => Assert.Matches($@"(?<![\w-]){Regex.Escape(word)}(?![\w-])", topic));
+        // Each match key has its own entry in the table of match keys.
+        Assert.All(YamlRulesetReader.MatchKeys, key => Assert.Matches($@"(?m)^        {Regex.Escape(key)} ", topic));
+    }
 
     [Fact]
     public void The_deepest_form_reads_within_the_nesting_limit() =>
