@@ -65,6 +65,8 @@ function Invoke-Build {
     Get-ChildItem $bin -Filter *.dll | Where-Object Name -NE 'Bpfilter.dll' | Copy-Item -Destination $dependencies
     Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1 $ModuleDir
     Copy-Item en-US $ModuleDir -Recurse
+    # The JSON schema of the YAML format, for editors (about_Bpfilter_Rulesets, EDITORS).
+    Copy-Item src/Bpfilter/Schema $ModuleDir -Recurse
     Write-Host "Module assembled in $ModuleDir"
 }
 
