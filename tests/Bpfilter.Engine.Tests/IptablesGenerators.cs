@@ -11,7 +11,8 @@ namespace Bpfilter.Engine.Tests;
 /// </summary>
 internal static class IptablesGenerators
 {
-    private static readonly string[] UserChainNames = ["WEB-IN", "f2b-sshd", "LOGDROP"];
+    /// <summary>In iptables-save's order (by name, in byte order).</summary>
+    private static readonly string[] UserChainNames = ["LOGDROP", "WEB-IN", "f2b-sshd"];
 
     /// <summary>Rates that iptables-save prints back in the same unit (it picks the unit itself from the stored period).</summary>
     private static readonly LimitMatch[] Rates =
@@ -28,8 +29,10 @@ internal static class IptablesGenerators
         var hooks = new[] { Hook.NfInput, Hook.NfForward, Hook.NfOutput };
         for (int c = 0; c < 3; c++)
         {
-            chains.Add(new Chain(IptablesSaveOptions.BuiltInChains[c], hooks[c], null, random.Next(2) == 0 ? Verdict.Accept : Verdict.Drop,
-                ChainRules(random, family, UserChainNames, commaLists, maxRules)));
+            // iptables refuses -o in INPUT and -i in OUTPUT.
+            var rules = ChainRules(random, family, UserChainNames, commaLists, maxRules)
+                .Select(r => c == 0 ? new Rule(r.Name, r.Match with { OutInterface = null }, r.Verdict) : c == 2 ? new Rule(r.Name, r.Match with { InInterface = null }, r.Verdict) : r);
+            chains.Add(new Chain(IptablesSaveOptions.BuiltInChains[c], hooks[c], null, random.Next(2) == 0 ? Verdict.Accept : Verdict.Drop, rules.ToList()));
         }
         // A user chain jumps only to the ones after it, so no jumps loop.
         var userChains = UserChainNames.Select((name, i) => new UserChain(name, ChainRules(random, family, UserChainNames[(i + 1)..], commaLists, maxRules))).ToList();

@@ -9,7 +9,7 @@ public sealed class IptablesRuleSpecTests
 {
     private static List<string> Args(string line) => IptablesArguments.Split(line).Select(a => a.Text).ToList();
 
-    private static Rule Read(string spec, IpFamily family = IpFamily.Ipv4) => IptablesRuleSpec.Parse(Args("-A INPUT " + spec), family).Rule;
+    private static Rule Read(string spec, IpFamily family = IpFamily.Ipv4) => IptablesRuleSpec.Parse(Args("-A FORWARD " + spec), family).Rule;
 
     private static Match M(string spec, IpFamily family = IpFamily.Ipv4) => Read(spec, family).Match;
 
@@ -136,6 +136,12 @@ public sealed class IptablesRuleSpecTests
         Fails("-i eth+", 1, "wildcard");
         Fails("-i abcdefghijklmnop", 1, "interface name");
         Fails("-i eth0 -i eth1", 2, "in-interface is already given");
+        var noOut = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(Args("-A INPUT -p tcp -o eth0"), IpFamily.Ipv4));
+        Assert.Equal((4, "-o"), (noOut.ArgumentIndex, noOut.Option));
+        Assert.Contains("iptables refuses -o there", noOut.Reason);
+        Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(Args("-A OUTPUT ! -i eth0"), IpFamily.Ipv4));
+        var written = Assert.Throws<BpfilterException>(() => IptablesRuleSpec.Format(new IptablesRule("OUTPUT", new Rule(null, new Match { InInterface = new("eth0") }, Verdict.Drop)), IpFamily.Ipv4));
+        Assert.Contains("iptables refuses -i there", written.Message);
     }
 
     [Fact]
@@ -277,6 +283,7 @@ public sealed class IptablesRuleSpecTests
         Assert.Equal("ssh in", Read("-m comment --comment \"ssh in\" -j ACCEPT").Name);
         Assert.Equal("trimmed", Read("-m comment --comment \"  trimmed \"").Name);
         Assert.Null(Read("-m comment --comment \"\"").Name);
+        Assert.Equal(("!", Verdict.Log("!")), (Read("-m comment --comment ! -j LOG --log-prefix \"!\"").Name, Read("-j LOG --log-prefix !").Verdict));
         Fails("-m comment --comment \"a\tb\"", 3, "control characters");
         Fails("-m comment --comment " + new string('x', 256), 3, "255 bytes");
         Fails("-m comment --comment x -m comment --comment y", 6, "name is already given");
@@ -345,10 +352,11 @@ public sealed class IptablesRuleSpecTests
             "-s 10.0.0.0/24,10.2.0.0/24 -m ttl ! --ttl-eq 64",
             "-p 47 -j ACCEPT",
             "-p tcp -j REJECT --reject-with tcp-reset",
+            "-p udp -m multiport ! --sports 0:1023 -m multiport --dports 0:65535",
         ];
         foreach (var spec in specs)
         {
-            var rule = IptablesRuleSpec.Parse(Args("-A INPUT " + spec), IpFamily.Ipv4);
+            var rule = IptablesRuleSpec.Parse(Args("-A FORWARD " + spec), IpFamily.Ipv4);
             var written = IptablesRuleSpec.Format(rule, IpFamily.Ipv4);
             Assert.Equal(rule, IptablesRuleSpec.Parse(written, IpFamily.Ipv4));
         }
@@ -371,6 +379,11 @@ public sealed class IptablesRuleSpecTests
         Assert.Equal("-p tcp -m tcp --syn -j ACCEPT", Write(new Match { Protocol = tcp, TcpFlags = TcpFlagsMatch.Syn }));
         Assert.Equal("-s 10.0.0.0/8 -p tcp -j ACCEPT", Write(new Match { Source = new AddressMatch([P("10.0.0.0/8")]), Protocol = tcp }));
         Assert.Equal("-j LOG", Write(Match.Any, Verdict.Log()));
+        // iptables-nft would store -m udp's "! --sport 0:1023" as "--sport 1024:65535"; -m multiport keeps it.
+        Assert.Equal("-p udp -m multiport ! --sports 0:1023 -j ACCEPT",
+            Write(new Match { Protocol = new(IpProtocol.Udp), SourcePort = new PortMatch([new PortRange(0, 1023)], negated: true) }));
+        Assert.Equal("-p udp -m udp ! --sport 1:1023 -j ACCEPT",
+            Write(new Match { Protocol = new(IpProtocol.Udp), SourcePort = new PortMatch([new PortRange(1, 1023)], negated: true) }));
         Assert.Equal("-m comment --comment \"a b\"", IptablesArguments.Join(IptablesRuleSpec.FormatRule(new Rule("a b", Match.Any, Verdict.Continue), IpFamily.Ipv4)));
     }
 

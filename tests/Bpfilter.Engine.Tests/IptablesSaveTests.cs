@@ -10,12 +10,10 @@ public sealed class IptablesSaveTests
 {
     public static string CorpusDirectory => Path.Combine(Samples.Root, "tests", "Bpfilter.Engine.Tests", "Iptables");
 
-    public static TheoryData<string> Corpus()
-    {
-        var data = new TheoryData<string>();
-        foreach (var file in Directory.GetFiles(CorpusDirectory, "*.rules").Order()) data.Add(Path.GetFileName(file));
-        return data;
-    }
+    /// <summary>The file names of the corpus.</summary>
+    public static IEnumerable<string> CorpusFiles => Directory.GetFiles(CorpusDirectory, "*.rules").Select(f => Path.GetFileName(f)!).Order();
+
+    public static TheoryData<string> Corpus() => new(CorpusFiles);
 
     internal static IptablesSaveSource Source(string file) => IptablesSaveSource.FromFile(Path.Combine(CorpusDirectory, file));
 

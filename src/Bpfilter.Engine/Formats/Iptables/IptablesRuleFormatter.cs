@@ -118,7 +118,7 @@ internal static class IptablesRuleFormatter
         {
             if (port is null) continue;
             if (port.Set is { } set) throw Inexpressible($"the port is the set @{set}, and iptables matches sets only through ipset, which bpfilter does not write");
-            if (port.Ranges.Count == 1) single.AddRange([.. Negation(port.Negated), option, PortText(port.Ranges[0])]);
+            if (port.Ranges.Count == 1 && !NeedsMultiport(port)) single.AddRange([.. Negation(port.Negated), option, PortText(port.Ranges[0])]);
         }
         if (m.TcpFlags is { } flags)
         {
@@ -131,9 +131,16 @@ internal static class IptablesRuleFormatter
         if (single.Count > 0) args.AddRange(["-m", m.Protocol!.Protocol.Number == 6 ? "tcp" : "udp", .. single]);
     }
 
+    /// <summary>
+    /// iptables-nft stores -m tcp's "! --dport 0:N" as "--dport N+1:65535" and drops "--dport 0:65535" (which no
+    /// longer leaves out fragments then); -m multiport keeps both as written, with the same meaning.
+    /// </summary>
+    private static bool NeedsMultiport(PortMatch port) =>
+        port.Ranges is [{ First: 0, Last: > 0 } range] && (port.Negated || range.Last == ushort.MaxValue);
+
     private static void Multiport(List<string> args, PortMatch? port, string option)
     {
-        if (port is not { Ranges.Count: > 1 }) return;
+        if (port is null || port.Set is not null || port.Ranges.Count == 1 && !NeedsMultiport(port)) return;
         int slots = port.Ranges.Sum(r => r.First == r.Last ? 1 : 2);
         if (slots > MaxMultiportSlots)
             throw Inexpressible($"iptables' -m multiport holds {MaxMultiportSlots} ports (a range counts two), and the list {port} needs {slots}");

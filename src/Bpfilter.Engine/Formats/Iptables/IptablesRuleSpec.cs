@@ -41,8 +41,19 @@ public static class IptablesRuleSpec
         {
             throw new IptablesRuleSpecException(1, args[0], e.Message);
         }
-        return new IptablesRule(chain, ParseRule(args, 2, family));
+        var rule = ParseRule(args, 2, family);
+        if (HookProblem(chain, rule) is { } problem)
+            throw new IptablesRuleSpecException(Array.IndexOf(args.ToArray(), problem.Option) is int at and >= 0 ? at : 0, problem.Option, problem.Reason);
+        return new IptablesRule(chain, rule);
     }
+
+    /// <summary>iptables refuses -o in INPUT and -i in OUTPUT: those packets have no such interface.</summary>
+    private static (string Option, string Reason)? HookProblem(string chain, Rule rule) => chain switch
+    {
+        "INPUT" when rule.Match.OutInterface is not null => ("-o", "INPUT sees packets for this host, which have no out-interface: iptables refuses -o there"),
+        "OUTPUT" when rule.Match.InInterface is not null => ("-i", "OUTPUT sees packets this host sends, which have no in-interface: iptables refuses -i there"),
+        _ => null,
+    };
 
     /// <summary>
     /// Reads the rule specification (matches and target) in <paramref name="args"/> from <paramref name="start"/> on:
@@ -61,6 +72,7 @@ public static class IptablesRuleSpec
         var chain = rule.Chain;
         if (chain.Length > MaxChainNameLength)
             throw IptablesRuleFormatter.Inexpressible($"the chain name '{chain}' is longer than iptables' {MaxChainNameLength} characters");
+        if (HookProblem(chain, rule.Rule) is { } problem) throw IptablesRuleFormatter.Inexpressible(problem.Reason);
         return ["-A", chain, .. FormatRule(rule.Rule, family)];
     }
 

@@ -591,7 +591,7 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     private void ReadComment(string given, int at)
     {
         Once("name", at, given);
-        var text = Value(at, given);
+        var text = Value(at, given, text: true);
         if (Encoding.UTF8.GetByteCount(text) > IptablesRuleSpec.MaxCommentBytes)
             throw Error(at + 1, given, $"the comment is longer than iptables' {IptablesRuleSpec.MaxCommentBytes} bytes");
         var name = text.Trim(' ');
@@ -612,7 +612,7 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         switch (option)
         {
             case "--log-prefix":
-                var prefix = Value(at, given);
+                var prefix = Value(at, given, text: true);
                 if (Encoding.UTF8.GetByteCount(prefix) > IptablesRuleSpec.MaxLogPrefixBytes)
                     throw Error(at + 1, given, $"the log prefix is longer than iptables' {IptablesRuleSpec.MaxLogPrefixBytes} bytes (iptables would cut it short)");
                 if (prefix.Any(char.IsControl)) throw Error(at + 1, given, "a log prefix cannot hold control characters");
@@ -725,12 +725,15 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         }
     }
 
-    /// <summary>The value after the option at <paramref name="at"/>; each call takes the next argument.</summary>
-    private string Value(int at, string given)
+    /// <summary>
+    /// The value after the option at <paramref name="at"/>; each call takes the next argument. A lone "!" is a value
+    /// only of a text option (a comment "!"); elsewhere it is iptables' old negation after the option, which it refuses.
+    /// </summary>
+    private string Value(int at, string given, bool text = false)
     {
         if (_next >= args.Count) throw Error(at, given, $"{given} needs a value");
         var value = args[_next++];
-        if (value == "!") throw Error(_next - 1, given, $"'!' goes before the option it negates: write ! {given} VALUE");
+        if (value == "!" && !text) throw Error(_next - 1, given, $"'!' goes before the option it negates: write ! {given} VALUE");
         return value;
     }
 

@@ -19,7 +19,7 @@ public sealed record ChainPlacement
         }
         catch (RulesetValidationException e)
         {
-            throw Invalid(ToText(hook, target, mode), e.Message.Replace("chain 'placement'", hook.ToName(), StringComparison.Ordinal));
+            throw Invalid(ToText(hook, target, mode), e.Message.Replace("chain 'placement'", "a chain", StringComparison.Ordinal));
         }
         Hook = hook;
         Interface = kind == HookTarget.Interface ? target : null;

@@ -9,7 +9,8 @@ namespace Bpfilter.Engine.Formats.Iptables;
 /// <para>
 /// Each hooked chain becomes the built-in chain (INPUT, FORWARD or OUTPUT) placed where it attaches (see
 /// <see cref="IptablesSaveOptions"/>), with its policy; a built-in chain the ruleset does not have is declared with
-/// policy ACCEPT, which is what having no chain there means. User chains keep their names. Rules limited to the other
+/// policy ACCEPT, which is what having no chain there means. User chains keep their names and come in name order, as
+/// iptables-save lists them. Rules limited to the other
 /// family are left out: they never see this family's packets. Anything iptables cannot say exactly (a chain at a hook
 /// no built-in chain stands for, a set, an ICMP type range, ...) is a BpfilterException IptablesInexpressible that
 /// names the chain and rule; nothing is written then.
@@ -50,12 +51,14 @@ public static class IptablesSaveWriter
             var policy = builtIns.TryGetValue(builtIn, out var chain) ? chain.Policy : Verdict.Accept;
             text.Append($":{builtIn} {policy.Kind.ToString().ToUpperInvariant()} [0:0]\n");
         }
-        foreach (var user in ruleset.UserChains) text.Append($":{user.Name} - [0:0]\n");
+        // iptables-save lists user chains by name (in byte order), and so does this, so a restored dump saves the same.
+        var userChains = ruleset.UserChains.OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
+        foreach (var user in userChains) text.Append($":{user.Name} - [0:0]\n");
         foreach (var builtIn in IptablesSaveOptions.BuiltInChains)
         {
             if (builtIns.TryGetValue(builtIn, out var chain)) WriteRules(text, ruleset, builtIn, chain.Name, chain.Rules, family);
         }
-        foreach (var user in ruleset.UserChains) WriteRules(text, ruleset, user.Name, user.Name, user.Rules, family);
+        foreach (var user in userChains) WriteRules(text, ruleset, user.Name, user.Name, user.Rules, family);
         text.Append("COMMIT\n");
         return text.ToString();
     }
