@@ -139,7 +139,7 @@ public sealed class IptablesRuleSpecTests
         var noOut = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(Args("-A INPUT -p tcp -o eth0"), IpFamily.Ipv4));
         Assert.Equal((4, "-o"), (noOut.ArgumentIndex, noOut.Option));
         Assert.Contains("iptables refuses -o there", noOut.Reason);
-        Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(Args("-A OUTPUT ! -i eth0"), IpFamily.Ipv4));
+        Assert.Equal(3, Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(Args("-A OUTPUT ! --in-interface eth0"), IpFamily.Ipv4)).ArgumentIndex);
         var written = Assert.Throws<BpfilterException>(() => IptablesRuleSpec.Format(new IptablesRule("OUTPUT", new Rule(null, new Match { InInterface = new("eth0") }, Verdict.Drop)), IpFamily.Ipv4));
         Assert.Contains("iptables refuses -i there", written.Message);
     }
@@ -251,7 +251,7 @@ public sealed class IptablesRuleSpecTests
         Assert.Equal(new MarkMatch(5, uint.MaxValue, true), M("-m mark ! --mark 5").Mark);
         Fails("-m dscp --dscp 64", 3, "0 to 63");
         Fails("-m ttl --ttl-lt 0", 3, "never matches");
-        Fails("-m ttl ! --ttl-gt 5", 3, "cannot be negated");
+        Fails("-m ttl ! --ttl-gt 5", 3, "cannot be negated with '!'");
         Fails("-m ttl --ttl-eq 5 --ttl-gt 6", 4, "takes one of");
         Fails("-m ttl --ttl-eq 5", 1, "ip6tables matches the hop limit", IpFamily.Ipv6);
         Fails("-m hl --hl-eq 5", 1, "iptables matches the TTL");
@@ -334,6 +334,18 @@ public sealed class IptablesRuleSpecTests
         Assert.Equal(Verdict.Accept, Read("-c 10 2000 -j ACCEPT").Verdict);
         var e = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(["-I", "INPUT"], IpFamily.Ipv4));
         Assert.Equal((0, "-I"), (e.ArgumentIndex, e.Option));
+    }
+
+    [Fact]
+    public void ParseRule_reads_the_specification_after_any_command_with_positions_in_the_whole_list()
+    {
+        string[] insert = ["-I", "INPUT", "1", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"];
+        var rule = IptablesRuleSpec.ParseRule(insert, 3, IpFamily.Ipv4);
+        Assert.Equal(new Rule(null, new Match { Family = IpFamily.Ipv4, Protocol = new(IpProtocol.Tcp), DestinationPort = PortMatch.Single(22) }, Verdict.Accept), rule);
+        var e = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.ParseRule(["-D", "INPUT", "-p", "tcp", "--dport", "ssh"], 2, IpFamily.Ipv4));
+        Assert.Equal((5, "--dport"), (e.ArgumentIndex, e.Option));
+        Assert.Equal("argument 6 (--dport): 'ssh' is not a port number or range from 0 to 65535 (bpfilter does not look up service names)", e.Message);
+        Assert.Equal(1, Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(["-A", "bad chain"], IpFamily.Ipv4)).ArgumentIndex);
     }
 
     [Fact]

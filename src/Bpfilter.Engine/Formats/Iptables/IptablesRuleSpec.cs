@@ -43,15 +43,20 @@ public static class IptablesRuleSpec
         }
         var rule = ParseRule(args, 2, family);
         if (HookProblem(chain, rule) is { } problem)
-            throw new IptablesRuleSpecException(Array.IndexOf(args.ToArray(), problem.Option) is int at and >= 0 ? at : 0, problem.Option, problem.Reason);
+        {
+            var at = args.Select((arg, i) => (arg, i)).Skip(2).FirstOrDefault(a => a.arg == problem.Option || a.arg == problem.LongOption).i;
+            throw new IptablesRuleSpecException(at, problem.Option, problem.Reason);
+        }
         return new IptablesRule(chain, rule);
     }
 
     /// <summary>iptables refuses -o in INPUT and -i in OUTPUT: those packets have no such interface.</summary>
-    private static (string Option, string Reason)? HookProblem(string chain, Rule rule) => chain switch
+    private static (string Option, string LongOption, string Reason)? HookProblem(string chain, Rule rule) => chain switch
     {
-        "INPUT" when rule.Match.OutInterface is not null => ("-o", "INPUT sees packets for this host, which have no out-interface: iptables refuses -o there"),
-        "OUTPUT" when rule.Match.InInterface is not null => ("-i", "OUTPUT sees packets this host sends, which have no in-interface: iptables refuses -i there"),
+        "INPUT" when rule.Match.OutInterface is not null =>
+            ("-o", "--out-interface", "INPUT sees packets for this host, which have no out-interface: iptables refuses -o there"),
+        "OUTPUT" when rule.Match.InInterface is not null =>
+            ("-i", "--in-interface", "OUTPUT sees packets this host sends, which have no in-interface: iptables refuses -i there"),
         _ => null,
     };
 

@@ -11,14 +11,14 @@ namespace Bpfilter.Engine.Formats.Iptables;
 /// </summary>
 internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamily family)
 {
-    /// <summary>The options of each match module and target bpfilter reads; the first name of a pair is the short one.</summary>
+    /// <summary>The options of each match module and target bpfilter reads (long aliases are in <see cref="Aliases"/>).</summary>
     private static readonly Dictionary<string, string[]> ModuleOptions = new(StringComparer.Ordinal)
     {
-        ["tcp"] = ["--sport", "--source-port", "--dport", "--destination-port", "--tcp-flags", "--syn", "--tcp-option"],
-        ["udp"] = ["--sport", "--source-port", "--dport", "--destination-port"],
+        ["tcp"] = ["--sport", "--dport", "--tcp-flags", "--syn", "--tcp-option"],
+        ["udp"] = ["--sport", "--dport"],
         ["icmp"] = ["--icmp-type"],
         ["icmp6"] = ["--icmpv6-type"],
-        ["multiport"] = ["--sports", "--source-ports", "--dports", "--destination-ports", "--ports"],
+        ["multiport"] = ["--sports", "--dports", "--ports"],
         ["iprange"] = ["--src-range", "--dst-range"],
         ["length"] = ["--length"],
         ["dscp"] = ["--dscp", "--dscp-class"],
@@ -488,6 +488,8 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         var text = Value(at, given);
         var dash = text.IndexOf('-');
         var parts = dash < 0 ? [text] : new[] { text[..dash], text[(dash + 1)..] };
+        var notARange = Error(at + 1, given,
+            $"'{text}' is not a range of {(_v6 ? "IPv6" : "IPv4")} addresses such as {(_v6 ? "2001:db8::1-2001:db8::9" : "10.0.0.1-10.0.0.9")}");
         var ends = parts.Select(p =>
         {
             IpPrefix address;
@@ -497,11 +499,9 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
             }
             catch (RulesetValidationException)
             {
-                throw Error(at + 1, given, $"'{text}' is not a range of {(_v6 ? "IPv6" : "IPv4")} addresses such as {(_v6 ? "2001:db8::1-2001:db8::9" : "10.0.0.1-10.0.0.9")}");
+                throw notARange;
             }
-            if (address.Family != family || p.Contains('/'))
-                throw Error(at + 1, given, $"'{text}' is not a range of {(_v6 ? "IPv6" : "IPv4")} addresses such as {(_v6 ? "2001:db8::1-2001:db8::9" : "10.0.0.1-10.0.0.9")}");
-            return address.Address;
+            return address.Family == family && !p.Contains('/') ? address.Address : throw notARange;
         }).ToList();
         var (first, last) = (ends[0], ends[^1]);
         if (last < first) throw Error(at + 1, given, $"the range '{text}' ends before it starts, so it never matches");
@@ -548,7 +548,6 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         Once(field, at, given);
         var text = Value(at, given);
         var value = ParseNumber(text, 255) ?? throw Error(at + 1, given, $"'{text}' is not a value from 0 to 255");
-        if (negated && !option.EndsWith("-eq", StringComparison.Ordinal)) throw Error(at, given, $"{given} cannot be negated (iptables refuses it too)");
         RangeMatch range = option[^2..] switch
         {
             "eq" => RangeMatch.Exactly(value, negated),
@@ -647,7 +646,7 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         foreach (var name in new[] { "iprange", "length", "dscp", "ttl", "hl", "mark", "comment", "multiport" })
         {
             if (_modules.FirstOrDefault(m => m.Name == name && m.Used.Count == 0) is { } empty)
-                throw Error(empty.At, "-m", $"-m {name} needs one of its options ({string.Join(", ", ModuleOptions[name].Where(o => !Aliases.ContainsKey(o)))})");
+                throw Error(empty.At, "-m", $"-m {name} needs one of its options ({string.Join(", ", ModuleOptions[name])})");
         }
         var limits = _modules.Where(m => m.Name == "limit").ToList();
         if (limits.Count > 1) throw Error(limits[1].At, "-m", "the rule has two -m limit: bpfilter's rules have one limit each");
@@ -740,7 +739,9 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     private void Once(string field, int at, string given)
     {
         if (_setAt.TryGetValue(field, out var first))
-            throw Error(at, given, $"{given}: the rule's {field} is already given at argument {first + 1} (by {args[first]}); bpfilter's rules have one {field} condition");
+            throw Error(at, given, field == "name"
+                ? $"{given}: the rule's name is already given at argument {first + 1} (by {args[first]}); its comment is its name, and a rule has one"
+                : $"{given}: the rule's {field} is already given at argument {first + 1} (by {args[first]}); bpfilter's rules have one {field} condition");
         _setAt[field] = at;
     }
 
