@@ -248,6 +248,32 @@ public sealed class IptablesSaveTests
     public void Bad_dumps_fail_at_their_line_and_column(string text, long line, long column, string reasonPart) => Fails(text, line, column, reasonPart);
 
     [Fact]
+    public void Twenty_thousand_banned_addresses_with_one_comment_read_and_write_in_linear_time()
+    {
+        var text = new System.Text.StringBuilder(Minimal + ":f2b-sshd - [0:0]\n-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n");
+        for (int i = 0; i < 20_000; i++)
+            text.Append($"-A f2b-sshd -s 10.{i >> 16}.{(i >> 8) & 255}.{i & 255}/32 -m comment --comment banned -j REJECT --reject-with icmp-port-unreachable\n");
+        text.Append("COMMIT\n");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var ruleset = Read(text.ToString());
+        var written = IptablesSaveWriter.Write(ruleset, IpFamily.Ipv4);
+        clock.Stop();
+        var banned = ruleset.UserChains[0].Rules;
+        Assert.Equal(("banned", "banned #2", "banned #20000"), (banned[0].Name, banned[1].Name, banned[^1].Name));
+        Assert.Contains("-A f2b-sshd -s 10.0.78.31/32 -m comment --comment \"banned #20000\" -j REJECT --reject-with icmp-port-unreachable\n", written);
+        // Trying " #2", " #3", ... afresh for each repeat would take minutes here.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"reading and writing took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void A_chain_of_more_rules_than_the_limit_fails_at_the_first_rule_too_many()
+    {
+        var tooMany = new System.Text.StringBuilder(Minimal);
+        for (int i = 0; i <= YamlRulesetReader.MaxRulesPerChain; i++) tooMany.Append("-A INPUT -j ACCEPT\n");
+        Fails(tooMany.Append("COMMIT\n").ToString(), 5 + YamlRulesetReader.MaxRulesPerChain, 1, "more than 100000 rules, the limit for a chain");
+    }
+
+    [Fact]
     public void A_family_the_file_contradicts_is_refused_and_files_are_checked()
     {
         using var dir = new TemporaryDirectory();

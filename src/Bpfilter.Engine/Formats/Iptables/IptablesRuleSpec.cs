@@ -91,6 +91,8 @@ public static class IptablesRuleSpec
         return IptablesRuleFormatter.Format(rule, family);
     }
 
+    private static UInt128 End(IpPrefix prefix) => prefix.Address | AddressRanges.HostMask(prefix.Bits, prefix.Length);
+
     /// <summary>iptables' longest chain name (XT_EXTENSION_MAXNAMELEN less its NUL).</summary>
     public const int MaxChainNameLength = 28;
 
@@ -113,14 +115,14 @@ public static class IptablesRuleSpec
         if (verdict.Kind is not (VerdictKind.Log or VerdictKind.Jump)) return null;
         foreach (var list in new[] { sources, destinations })
         {
-            for (int i = 0; i < list.Count; i++)
+            // In address order, a prefix overlaps an earlier one exactly when it starts before the furthest end so far.
+            IpPrefix? furthest = null;
+            foreach (var prefix in list.OrderBy(p => p.Address).ThenBy(p => p.Length))
             {
-                for (int j = i + 1; j < list.Count; j++)
-                {
-                    if (list[i].Contains(list[j].Family, list[j].Address) || list[j].Contains(list[i].Family, list[i].Address))
-                        return $"{list[i]} and {list[j]} overlap: iptables makes one rule per address of a comma list, so a packet in both would "
-                            + $"{(verdict.Kind == VerdictKind.Log ? "be logged" : "jump")} twice, which one rule with a list cannot say: write one rule per address";
-                }
+                if (furthest is { } f && prefix.Address <= End(f))
+                    return $"{f} and {prefix} overlap: iptables makes one rule per address of a comma list, so a packet in both would "
+                        + $"{(verdict.Kind == VerdictKind.Log ? "be logged" : "jump")} twice, which one rule with a list cannot say: write one rule per address";
+                if (furthest is null || End(prefix) > End(furthest.Value)) furthest = prefix;
             }
         }
         return null;

@@ -392,6 +392,8 @@ public static partial class IptablesSaveReader
     {
         var given = rules.Where(r => r.Name is not null).Select(r => r.Name!).ToHashSet(StringComparer.Ordinal);
         var taken = new HashSet<string>(StringComparer.Ordinal);
+        // The number to try next for each repeated name, so thousands of rules with one comment take linear time.
+        var next = new Dictionary<string, int>(StringComparer.Ordinal);
         var result = new List<Rule>(rules.Count);
         foreach (var rule in rules)
         {
@@ -401,12 +403,16 @@ public static partial class IptablesSaveReader
                 continue;
             }
             string candidate;
-            for (int n = 2; ; n++)
+            for (int n = next.GetValueOrDefault(name, 2); ; n++)
             {
                 var suffix = $" #{n}";
                 var stem = name.Length + suffix.Length > 256 ? name[..(256 - suffix.Length)].TrimEnd(' ') : name;
                 candidate = stem + suffix;
-                if (!given.Contains(candidate) && !taken.Contains(candidate)) break;
+                if (!given.Contains(candidate) && !taken.Contains(candidate))
+                {
+                    next[name] = n + 1;
+                    break;
+                }
             }
             taken.Add(candidate);
             result.Add(new Rule(candidate, rule.Match, rule.Verdict));
