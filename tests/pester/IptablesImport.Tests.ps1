@@ -57,15 +57,16 @@ Describe 'Import-BpfRuleset -Format IptablesSave' {
 -A INPUT -p icmp -m icmp --icmp-type 8 -m limit --limit 5/sec --limit-burst 10 -j ACCEPT
 COMMIT
 "@
-        # At tc-ingress, where the in-interface (-i lo) is known.
-        $ruleset = Import-BpfRuleset $dump -Format IptablesSave -Name host -ChainPlacement @{ INPUT = 'tc-ingress:eth1' }
+        $ruleset = Import-BpfRuleset $dump -Format IptablesSave -Name host
+        $packet = @{ Ruleset = $ruleset; Chain = 'INPUT'; InInterface = 'eth1' }
 
-        $ssh = Test-BpfPacket -Ruleset $ruleset -Chain INPUT -Source 192.168.10.5 -Protocol tcp -DestinationPort 22
+        $ssh = Test-BpfPacket @packet -Source 192.168.10.5 -Protocol tcp -DestinationPort 22
         ($ssh.Verdict, $ssh.Rule) | Should -Be @('accept', 'ssh from management')
-        (Test-BpfPacket -Ruleset $ruleset -Chain INPUT -Source 198.51.100.1 -Protocol tcp -DestinationPort 22).DecidedBy | Should -Be 'Policy'
-        (Test-BpfPacket -Ruleset $ruleset -Chain INPUT -Source 198.51.100.1 -Protocol tcp -DestinationPort 443).Rule | Should -Be 'web traffic'
+        (Test-BpfPacket @packet -Source 198.51.100.1 -Protocol tcp -DestinationPort 22).DecidedBy | Should -Be 'Policy'
+        (Test-BpfPacket @packet -Source 198.51.100.1 -Protocol tcp -DestinationPort 443).Rule | Should -Be 'web traffic'
+        (Test-BpfPacket -Ruleset $ruleset -Chain INPUT -InInterface lo -Source 198.51.100.1 -Protocol udp -DestinationPort 53).Position | Should -Be 1
         # The dump is iptables', not ip6tables': its rules do not match IPv6.
-        $v6 = Test-BpfPacket -Ruleset $ruleset -Chain INPUT -Source 2001:db8::5 -Destination 2001:db8::1 -Protocol tcp -DestinationPort 443
+        $v6 = Test-BpfPacket @packet -Source 2001:db8::5 -Destination 2001:db8::1 -Protocol tcp -DestinationPort 443
         ($v6.Verdict, $v6.DecidedBy) | Should -Be @('drop', 'Policy')
     }
 
