@@ -37,12 +37,15 @@ function Invoke-Native([string] $Command, [string[]] $Arguments) {
 }
 
 function Install-Prerequisites {
-    # Namespaces and veth pairs come from iproute2; a bare machine may lack it.
-    if (-not (Get-Command ip -ErrorAction Ignore)) {
-        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the 'ip' command (iproute2) is missing and apt-get is not available to install it" }
-        Write-Host 'Installing iproute2 ...'
+    # Namespaces and veth pairs come from iproute2; the iptables tests restore and save dumps with iptables-restore
+    # and iptables-save (in namespaces of their own). A bare machine may lack either.
+    $missing = @(@{ Command = 'ip'; Package = 'iproute2' }, @{ Command = 'iptables-restore'; Package = 'iptables' } |
+        Where-Object { -not (Get-Command $_.Command -ErrorAction Ignore) } | ForEach-Object Package)
+    if ($missing.Count -gt 0) {
+        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the tests need $($missing -join ' and '), and apt-get is not available to install them" }
+        Write-Host "Installing $($missing -join ', ') ..."
         Invoke-Native apt-get @('update', '-qq')
-        Invoke-Native apt-get @('install', '-y', '-qq', 'iproute2')
+        Invoke-Native apt-get (@('install', '-y', '-qq') + $missing)
     }
 }
 

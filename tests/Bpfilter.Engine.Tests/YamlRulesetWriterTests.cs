@@ -179,10 +179,9 @@ public sealed class YamlRulesetWriterTests(ITestOutputHelper output)
         AssertSameRuleset(Samples.Demo, Read(YamlRulesetWriter.Write(Samples.Demo)));
 
     [Fact]
-    public void IptablesSave_is_not_written_yet_with_a_clear_error()
+    public void Each_format_is_written_by_its_own_writer()
     {
-        var e = Assert.Throws<BpfilterException>(() => RulesetWriter.Write(Samples.Demo, RulesetFormat.IptablesSave));
-        Assert.Equal(("FormatNotSupported", FailureCategory.NotImplemented), (e.ErrorId, e.Category));
         Assert.Equal(YamlRulesetWriter.Write(Samples.Demo), RulesetWriter.Write(Samples.Demo, RulesetFormat.Yaml));
+        Assert.Equal(Formats.Iptables.IptablesSaveWriter.Write(Samples.Demo, IpFamily.Ipv4), RulesetWriter.Write(Samples.Demo, RulesetFormat.IptablesSave));
     }
 }

@@ -116,10 +116,21 @@ Describe 'Export-BpfRuleset' {
         $texts[1] | Should -Match '(?m)^name: web$'
     }
 
-    It 'refuses the iptables-save format, which is not written yet, with a clear error' {
-        Import-BpfRuleset -Path $demo | Export-BpfRuleset -Format IptablesSave -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failed.FullyQualifiedErrorId | Should -Be 'Bpfilter.FormatNotSupported,Bpfilter.Commands.ExportBpfRulesetCommand'
-        $failed.CategoryInfo.Category | Should -Be 'NotImplemented'
+    It 'writes iptables-save text that imports back to the same rules' {
+        $yaml = Join-Path $TestDrive 'nf.yaml'
+        (Get-Content $demo -Raw) -replace 'hook: xdp', 'hook: nf-input' -replace '(?m)^\s+interface: bpfd1\r?\n', '' | Set-Content $yaml
+        $path = Join-Path $TestDrive 'demo.rules'
+        Import-BpfRuleset -Path $yaml | Export-BpfRuleset -Format IptablesSave -Path $path
+        Get-Content $path -Raw | Should -Match '(?m)^\*filter$'
+        $back = Import-BpfRuleset -Path $path -Format IptablesSave -Name demo
+        ($back.Chains | Where-Object Name -EQ INPUT).Rules.Name | Should -Be @('drop-blocked-host', 'no-telnet', 'allow-dns')
+    }
+
+    It 'refuses what iptables cannot say, with a clear error' {
+        $yaml = "bpfilter: 1`nname: x`nchains:`n  - name: INPUT`n    hook: nf-input`n    rules:`n      - { match: { source: '@s' }, action: drop }`nsets:`n  s: { type: ipv4-net, elements: [10.0.0.0/8] }`n"
+        Set-Content (Join-Path $TestDrive 'sets.yaml') $yaml
+        Import-BpfRuleset (Join-Path $TestDrive 'sets.yaml') | Export-BpfRuleset -Format IptablesSave -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failed.FullyQualifiedErrorId | Should -BeLike 'Bpfilter.IptablesInexpressible,*'
     }
 
     It 'refuses a path of another provider' {

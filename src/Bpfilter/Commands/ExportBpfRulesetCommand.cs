@@ -25,6 +25,10 @@ public sealed class ExportBpfRulesetCommand : PSCmdlet
     [Parameter]
     public RulesetFormat Format { get; set; } = RulesetFormat.Yaml;
 
+    /// <summary>For -Format IptablesSave: which family's rules (iptables-save or ip6tables-save text).</summary>
+    [Parameter]
+    public IpFamily Family { get; set; } = IpFamily.Ipv4;
+
     [Parameter]
     public SwitchParameter Force { get; set; }
 
@@ -39,7 +43,7 @@ public sealed class ExportBpfRulesetCommand : PSCmdlet
         string text;
         try
         {
-            text = RulesetWriter.Write(Ruleset!, Format);
+            text = RulesetWriter.Write(Ruleset!, Format, Family);
         }
         catch (BpfilterException e)
         {
