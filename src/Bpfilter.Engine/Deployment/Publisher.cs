@@ -28,7 +28,7 @@ public static class Publisher
     {
         progress ??= _ => { };
         if (options.NetworkNamespace is { } ns) Names.CheckNamespace(ns);
-        Privileges.Require(Privileges.ForDeployment, "Publishing a ruleset");
+        Privileges.Require(Privileges.ForDeployment, "Publishing a ruleset", asRoot: true);
         BpfFs.EnsureMounted();
         var name = ruleset.Name;
         var clock = Stopwatch.StartNew();
@@ -39,7 +39,7 @@ public static class Publisher
         }
 
         using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), LockTimeout);
-        Directory.CreateDirectory(DeploymentPaths.Directory(name));
+        DeploymentPaths.EnsureDirectories(name);
         try
         {
             return PublishLocked(ruleset, options, progress, Step);
