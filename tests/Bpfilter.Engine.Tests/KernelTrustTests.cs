@@ -332,6 +332,25 @@ public sealed partial class KernelTrustTests : IDisposable
         }
     }
 
+    [Fact]
+    public void An_interface_name_full_of_shell_syntax_is_only_looked_up()
+    {
+        var ruleset = new Ruleset(_deployment, [new Chain("INPUT", Hook.Xdp, "x$(id)`id`;|&", Verdict.Accept, [])]);
+        Assert.Contains("there is no interface 'x$(id)`id`;|&'",
+            Refused("InterfaceNotFound", FailureCategory.ObjectNotFound, () => Publisher.Publish(ruleset, new PublishOptions(_sandbox.Receiver))).Message);
+        Assert.False(Directory.Exists(DeploymentPaths.Directory(_deployment)));
+    }
+
+    [Theory]
+    [InlineData("/etc", "is not a cgroup directory")]
+    [InlineData("bpft-no-such-cgroup", "there is no cgroup directory")]
+    public void A_cgroup_outside_the_hierarchy_or_missing_is_CgroupNotFound_and_leaves_nothing(string cgroup, string because)
+    {
+        var ruleset = new Ruleset(_deployment, [new Chain("INPUT", Hook.CgroupIngress, null, Verdict.Accept, [], cgroup: cgroup)]);
+        Assert.Contains(because, Refused("CgroupNotFound", FailureCategory.ObjectNotFound, () => Publisher.Publish(ruleset, new PublishOptions())).Message);
+        Assert.False(Directory.Exists(DeploymentPaths.Directory(_deployment)));
+    }
+
     /// <summary>Every slot of the pinned manifest map, header first.</summary>
     private static byte[][] ManifestSlots(string deployment)
     {

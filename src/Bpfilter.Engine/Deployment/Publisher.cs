@@ -219,6 +219,10 @@ public static class Publisher
             if (chain.Cgroup is { } cgroup)
             {
                 target = Cgroups.Resolve(cgroup);
+                var hierarchy = Cgroups.Cgroup2Mount();
+                if (target != hierarchy && !target.StartsWith(hierarchy.TrimEnd('/') + "/", StringComparison.Ordinal))
+                    throw new BpfilterException("CgroupNotFound", FailureCategory.ObjectNotFound,
+                        $"chain '{chain.Name}': {target} is not a cgroup directory: the cgroup v2 hierarchy is mounted at {hierarchy}");
                 if (!Directory.Exists(target))
                     throw new BpfilterException("CgroupNotFound", FailureCategory.ObjectNotFound, $"chain '{chain.Name}': there is no cgroup directory {target}");
             }
