@@ -42,7 +42,7 @@ public static class PrivatePaths
         if (errno != 0) throw new KernelException($"lstat {path}", errno);
         var expected = directory ? TypeDirectory : TypeRegular;
         string? why = (mode & TypeMask) == TypeSymlink ? "is a symbolic link"
-            : (mode & TypeMask) != expected ? $"is not a {(directory ? "directory" : "pin")}"
+            : (mode & TypeMask) != expected ? $"is not a {(directory ? "directory" : "file")}"
             : uid != 0 && uid != LibC.GetEuid() ? $"belongs to user {uid}, not root"
             : (mode & GroupOrOthersWrite) != 0 ? $"can be written by {((mode & 0x2) != 0 ? "every user" : "its group")} (mode {Convert.ToString(mode & 0xfff, 8)})"
             : null;
