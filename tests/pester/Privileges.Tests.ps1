@@ -61,26 +61,44 @@ foreach ($probe in $probes.GetEnumerator()) {
 }
 '@ | Set-Content $probe
 
-    # Runs the probes in a new pwsh, behind the given command prefix, and returns them by cmdlet.
-    function Invoke-Probes([string[]] $Prefix, [hashtable] $Environment = @{}) {
-        # pwsh.dll itself (not 'dotnet pwsh', which needs the tool manifest and a NuGet cache of the user's own).
-        $pwsh = Join-Path $PSHOME 'pwsh.dll'
-        $saved = @{}
-        foreach ($key in $Environment.Keys) { $saved[$key] = [Environment]::GetEnvironmentVariable($key); [Environment]::SetEnvironmentVariable($key, $Environment[$key]) }
-        try {
-            $out = & $Prefix[0] @($Prefix | Select-Object -Skip 1) dotnet $pwsh -NoProfile -NonInteractive -File $probe `
-                -Module $module -Yaml $yaml -Name $name -Namespace $sandbox.Rx 2>&1
-        }
-        finally {
-            foreach ($key in $saved.Keys) { [Environment]::SetEnvironmentVariable($key, $saved[$key]) }
-        }
+    # Starts the probes in a new pwsh behind a command prefix; Receive-Probes returns what they report, by cmdlet.
+    # pwsh.dll itself is run (not 'dotnet pwsh', which needs the tool manifest and a NuGet cache of the user's own).
+    function Start-Probes([string[]] $Prefix) {
+        $info = [System.Diagnostics.ProcessStartInfo]::new($Prefix[0])
+        foreach ($a in @($Prefix | Select-Object -Skip 1) + @('dotnet', (Join-Path $PSHOME 'pwsh.dll'), '-NoProfile', '-NonInteractive',
+                '-File', $probe, '-Module', $module, '-Yaml', $yaml, '-Name', $name, '-Namespace', $sandbox.Rx)) { $info.ArgumentList.Add($a) }
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardError = $true
+        [System.Diagnostics.Process]::Start($info)
+    }
+
+    function Receive-Probes([System.Diagnostics.Process] $Process) {
+        $errors = $Process.StandardError.ReadToEndAsync()
+        $out = $Process.StandardOutput.ReadToEnd() -split "`n"
+        $Process.WaitForExit()
         $results = @{}
-        foreach ($line in @($out | Where-Object { "$_" -like 'PROBE|*' })) {
-            $f = "$line".Split('|', 7)
+        foreach ($line in @($out | Where-Object { $_ -like 'PROBE|*' })) {
+            $f = $line.TrimEnd("`r").Split('|', 7)
             $results[$f[1]] = [pscustomobject]@{ Objects = [int]$f[2]; Errors = [int]$f[3]; Id = $f[4]; Category = $f[5]; Message = $f[6] }
         }
-        if ($results.Count -ne 13) { throw "the probes did not all report:`n$($out -join "`n")" }
+        if ($results.Count -ne 13) { throw "the probes did not all report:`n$($out -join "`n")`n$($errors.Result)" }
         $results
+    }
+
+    # The five children run at once; each It below checks one. User nobody gets a HOME of its own, and
+    # CAP_DAC_READ_SEARCH alone, to read pwsh and the module where they are installed (under root's home).
+    $script:nobodyHome = Join-Path ([IO.Path]::GetTempPath()) "bpft-p$($sandbox.Id)-home"
+    New-Item -ItemType Directory $nobodyHome -Force | Out-Null
+    & chown nobody $nobodyHome
+    $script:children = @{}
+    if ($IsLinux -and (Get-Command setpriv -ErrorAction Ignore)) {
+        $children.none = Start-Probes @('setpriv', '--bounding-set', '-bpf,-net_admin,-perfmon,-sys_admin', '--inh-caps', '-all')
+        $children.netAdmin = Start-Probes @('setpriv', '--bounding-set', '-net_admin', '--inh-caps', '-all')
+        $children.sysAdmin = Start-Probes @('setpriv', '--bounding-set', '-sys_admin', '--inh-caps', '-all')
+        $children.perfmon = Start-Probes @('setpriv', '--bounding-set', '-perfmon', '--inh-caps', '-all')
+        $children.nobody = Start-Probes @('setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups',
+            '--inh-caps', '-all,+dac_read_search', '--ambient-caps', '+dac_read_search',
+            '/usr/bin/env', "HOME=$nobodyHome", "DOTNET_CLI_HOME=$nobodyHome")
     }
 
     $script:offline = 'Import-BpfRuleset', 'New-BpfRule', 'Get-BpfChain -Ruleset', 'Test-BpfPacket', 'Show-BpfProgram -Ruleset'
@@ -115,13 +133,15 @@ foreach ($probe in $probes.GetEnumerator()) {
 }
 
 AfterAll {
+    foreach ($child in $children.Values) { if (-not $child.HasExited) { $child.Kill() }; $child.Dispose() }
+    if ($nobodyHome) { Remove-Item $nobodyHome -Recurse -Force -ErrorAction Ignore }
     if ($name -and (Test-Path "/sys/fs/bpf/bpfilter/$name")) { Unpublish-BpfProgram -Name $name -ErrorAction Continue }
     if ($sandbox) { Remove-TestSandbox $sandbox }
 }
 
 Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
     It 'as root without CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN, each kernel cmdlet names what it needs' {
-        $results = Invoke-Probes @('setpriv', '--bounding-set', '-bpf,-net_admin,-perfmon,-sys_admin', '--inh-caps', '-all')
+        $results = Receive-Probes $children.none
         $all = 'CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN'
         Assert-Probes $results @{
             'Publish-BpfProgram' = $all; 'Unpublish-BpfProgram' = $all
@@ -133,38 +153,28 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
     }
 
     It 'as root without CAP_NET_ADMIN, only what changes links or runs packets fails, and it names CAP_NET_ADMIN alone' {
-        Assert-Probes (Invoke-Probes @('setpriv', '--bounding-set', '-net_admin', '--inh-caps', '-all')) @{
+        Assert-Probes (Receive-Probes $children.netAdmin) @{
             'Publish-BpfProgram' = 'CAP_NET_ADMIN'; 'Unpublish-BpfProgram' = 'CAP_NET_ADMIN'; 'Test-BpfPacket -Kernel' = 'CAP_NET_ADMIN'
         }
         Assert-Unchanged
     }
 
     It 'as root without CAP_SYS_ADMIN, publishing and reading programs by id fail, naming CAP_SYS_ADMIN alone' {
-        Assert-Probes (Invoke-Probes @('setpriv', '--bounding-set', '-sys_admin', '--inh-caps', '-all')) @{
+        Assert-Probes (Receive-Probes $children.sysAdmin) @{
             'Publish-BpfProgram' = 'CAP_SYS_ADMIN'; 'Unpublish-BpfProgram' = 'CAP_SYS_ADMIN'; 'Show-BpfProgram -Name' = 'CAP_SYS_ADMIN'
         }
         Assert-Unchanged
     }
 
     It 'as root without CAP_PERFMON, publishing and unpublishing fail, naming CAP_PERFMON alone' {
-        Assert-Probes (Invoke-Probes @('setpriv', '--bounding-set', '-perfmon', '--inh-caps', '-all')) @{
+        Assert-Probes (Receive-Probes $children.perfmon) @{
             'Publish-BpfProgram' = 'CAP_PERFMON'; 'Unpublish-BpfProgram' = 'CAP_PERFMON'
         }
         Assert-Unchanged
     }
 
     It 'as user nobody, each kernel cmdlet says it needs root as well' {
-        $nobodyHome = Join-Path ([IO.Path]::GetTempPath()) "bpft-p$($sandbox.Id)-home"
-        New-Item -ItemType Directory $nobodyHome -Force | Out-Null
-        & chown nobody $nobodyHome
-        try {
-            # CAP_DAC_READ_SEARCH alone lets nobody read pwsh and the module where they are installed (root's home); no other capability.
-            $results = Invoke-Probes @('setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups',
-                '--inh-caps', '-all,+dac_read_search', '--ambient-caps', '+dac_read_search') @{ HOME = $nobodyHome; DOTNET_CLI_HOME = $nobodyHome }
-        }
-        finally {
-            Remove-Item $nobodyHome -Recurse -Force
-        }
+        $results = Receive-Probes $children.nobody
         $all = 'root (user id 0), CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN'
         Assert-Probes $results @{
             'Publish-BpfProgram' = $all; 'Unpublish-BpfProgram' = $all
