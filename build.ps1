@@ -37,16 +37,17 @@ function Invoke-Native([string] $Command, [string[]] $Arguments) {
 }
 
 function Install-Prerequisites {
-    # Namespaces and veth pairs come from iproute2; the iptables tests restore and save dumps with iptables-restore
-    # and iptables-save (in namespaces of their own). A bare machine may lack either.
-    $missing = @(@{ Command = 'ip'; Package = 'iproute2' }, @{ Command = 'iptables-restore'; Package = 'iptables' } |
-        Where-Object { -not (Get-Command $_.Command -ErrorAction Ignore) } | ForEach-Object Package)
-    if ($missing.Count -gt 0) {
-        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the tests need $($missing -join ' and '), and apt-get is not available to install them" }
-        Write-Host "Installing $($missing -join ', ') ..."
-        Invoke-Native apt-get @('update', '-qq')
-        Invoke-Native apt-get (@('install', '-y', '-qq') + $missing)
-    }
+    # Namespaces and veth pairs come from iproute2; the iptables tests restore and save dumps with iptables-restore and
+    # iptables-save; the privilege and error tests drop capabilities with setpriv and hide mounts in a namespace of their
+    # own with unshare, mount and umount. A bare machine may lack them.
+    $needed = [ordered]@{ ip = 'iproute2'; 'iptables-restore' = 'iptables'; setpriv = 'util-linux'; unshare = 'util-linux'; mount = 'mount'; umount = 'mount' }
+    $missing = @($needed.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
+    if ($missing.Count -eq 0) { return }
+    $packages = @($missing | ForEach-Object { $needed[$_] } | Select-Object -Unique)
+    if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "$($missing -join ', ') missing ($($packages -join ', ')), and apt-get is not available to install them" }
+    Write-Host "Installing $($packages -join ', ') ..."
+    Invoke-Native apt-get @('update', '-qq')
+    Invoke-Native apt-get (@('install', '-y', '-qq') + $packages)
 }
 
 function Assert-Root([string] $What) {

@@ -135,6 +135,7 @@ internal static unsafe class Bpf
             U32(attr, 8, (uint)fd.Value);
             Call(BpfCommand.ObjPin, attr, $"pin {path}");
         }
+        PrivatePaths.Restrict(path, PrivatePaths.FileMode); // the kernel applies the umask; pins are root's alone whatever it is
     }
 
     /// <summary>Opens a pinned object; null when nothing is pinned there.</summary>

@@ -43,7 +43,7 @@ public sealed class LoadedProgram : IDisposable
             if (offloadIfindex != 0 && errno is 22 or 95 && text.Trim().Length == 0)
                 throw new KernelException($"load program {program.Name} for offload", errno,
                     "the interface's driver cannot run offloaded XDP programs: only SmartNICs with BPF offload (such as Netronome Agilio) can; use mode native or generic",
-                    "OffloadUnsupported");
+                    "OffloadUnsupported", FailureCategory.NotImplemented);
             throw new VerifierException(program.Name, errno, text);
         }
     }
