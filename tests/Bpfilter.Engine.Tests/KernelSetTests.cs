@@ -125,4 +125,16 @@ public sealed class KernelSetTests : IDisposable
         var counters = Deployments.Counters(_deployment);
         Assert.Equal((0UL, 3UL), (counters.Single(c => c.Rule == "not-from-lo").Packets, counters.Single(c => c.Rule == "from-veth").Packets));
     }
+
+    [Fact]
+    public void A_set_that_would_pass_65536_entries_is_SetFull_and_unchanged()
+    {
+        var ports = new NamedSet("ports", SetType.Port, [SetElement.Parse(SetType.Port, "1-65535")]);
+        var chain = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept,
+            [new Rule("ports", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.InSet("ports") }, Verdict.Drop)]);
+        Publisher.Publish(new Ruleset(_deployment, [chain], sets: [ports]), new PublishOptions(_sandbox.Receiver));
+        var e = Assert.Throws<BpfilterException>(() => DeploymentSets.Add(_deployment, "ports", ["1000-2000"]));
+        Assert.Equal(("SetFull", FailureCategory.InvalidData), (e.ErrorId, e.Category));
+        Assert.Equal(["1-65535"], DeploymentSets.Get(_deployment).Single().Elements.Select(x => x.ToString()));
+    }
 }

@@ -50,6 +50,8 @@ $probes = [ordered]@{
     'Compare-BpfRuleset'             = { $ruleset | Compare-BpfRuleset -IncludeEqual }
     'Test-BpfPacket -Kernel'         = { Test-BpfPacket -Ruleset $ruleset -Protocol tcp -DestinationPort 23 -Kernel }
     'Show-BpfProgram -Name'          = { Show-BpfProgram -Name $Name }
+    'Get-BpfSet'                     = { Get-BpfSet -Name $Name }
+    'Get-BpfLog'                     = { Get-BpfLog -Name $Name }
 }
 foreach ($probe in $probes.GetEnumerator()) {
     # Non-terminating errors come through 2>&1, a terminating one through catch.
@@ -60,6 +62,7 @@ foreach ($probe in $probes.GetEnumerator()) {
     'PROBE|{0}|{1}|{2}|{3}|{4}|{5}' -f $probe.Key, $objects.Count, $errors.Count, $first.FullyQualifiedErrorId, $first.CategoryInfo.Category, $first.Exception.Message
 }
 '@ | Set-Content $probe
+    $script:probeCount = [regex]::Matches((Get-Content $probe -Raw), "(?m)^    '[^']+'\s+= \{").Count
 
     # Starts the probes in a new pwsh behind a command prefix; Receive-Probes returns what they report, by cmdlet.
     # pwsh.dll itself is run (not 'dotnet pwsh', which needs the tool manifest and a NuGet cache of the user's own).
@@ -81,7 +84,7 @@ foreach ($probe in $probes.GetEnumerator()) {
             $f = $line.TrimEnd("`r").Split('|', 7)
             $results[$f[1]] = [pscustomobject]@{ Objects = [int]$f[2]; Errors = [int]$f[3]; Id = $f[4]; Category = $f[5]; Message = $f[6] }
         }
-        if ($results.Count -ne 13) { throw "the probes did not all report:`n$($out -join "`n")`n$($errors.Result)" }
+        if ($results.Count -ne $probeCount) { throw "the probes did not all report:`n$($out -join "`n")`n$($errors.Result)" }
         $results
     }
 
@@ -147,6 +150,7 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
             'Publish-BpfProgram' = $all; 'Unpublish-BpfProgram' = $all
             'Get-BpfCounter' = 'CAP_BPF'; 'Get-BpfProgram' = 'CAP_BPF'; 'Get-BpfChain' = 'CAP_BPF'; 'Compare-BpfRuleset' = 'CAP_BPF'
             'Test-BpfPacket -Kernel' = 'CAP_BPF, CAP_NET_ADMIN'; 'Show-BpfProgram -Name' = 'CAP_BPF, CAP_SYS_ADMIN'
+            'Get-BpfSet' = 'CAP_BPF'; 'Get-BpfLog' = 'CAP_BPF'
         }
         $results['Publish-BpfProgram'].Message | Should -Match 'runs as root, but with a reduced capability set'
         Assert-Unchanged
@@ -181,6 +185,7 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
             'Get-BpfCounter' = 'root (user id 0), CAP_BPF'; 'Get-BpfProgram' = 'root (user id 0), CAP_BPF'
             'Get-BpfChain' = 'root (user id 0), CAP_BPF'; 'Compare-BpfRuleset' = 'root (user id 0), CAP_BPF'
             'Test-BpfPacket -Kernel' = 'CAP_BPF, CAP_NET_ADMIN'; 'Show-BpfProgram -Name' = 'root (user id 0), CAP_BPF, CAP_SYS_ADMIN'
+            'Get-BpfSet' = 'root (user id 0), CAP_BPF'; 'Get-BpfLog' = 'root (user id 0), CAP_BPF'
         }
         $results['Get-BpfCounter'].Message | Should -Match 'run PowerShell as root \(sudo pwsh\)'
         Assert-Unchanged

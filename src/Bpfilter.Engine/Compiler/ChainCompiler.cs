@@ -132,8 +132,6 @@ public static class ChainCompiler
                         CountSlot(slot);
                         RejectWriter.Emit(asm, verdict.With);
                         break;
-                    default:
-                        throw Unsupported(chainName, i, rule, $"the {Verdict.Name(verdict.Kind)} verdict is not compiled yet");
                 }
                 asm.Mark(next);
             }
@@ -218,9 +216,6 @@ public static class ChainCompiler
             "out-interface" => "out-interface is known at tc-egress and cgroup-egress",
             _ => "the mark is known at tc and cgroup hooks",
         };
-
-        private static BpfilterException Unsupported(string chainName, int index, Rule rule, string what) =>
-            new("RuleNotCompiled", FailureCategory.NotImplemented, $"{Describe(chainName, index, rule)}: {what}");
 
         private static string Describe(string chainName, int index, Rule rule) =>
             $"chain '{chainName}' rule {index + 1}" + (rule.Name is null ? "" : $" '{rule.Name}'");
