@@ -36,8 +36,11 @@ public sealed class KernelSetTests : IDisposable
             new Rule("blocked", new Match { Protocol = new(IpProtocol.Udp), Source = AddressMatch.InSet("blocked") }, Verdict.Drop),
             new Rule("ports", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.InSet("ports") }, Verdict.Drop),
         ]);
-        Publisher.Publish(new Ruleset(_deployment, [chain], sets: [blocked, ports]), new PublishOptions(_sandbox.Receiver));
+        var ruleset = new Ruleset(_deployment, [chain], sets: [blocked, ports]);
+        Publisher.Publish(ruleset, new PublishOptions(_sandbox.Receiver));
         var programId = Deployments.Programs(_deployment).Single().ProgramId;
+        var kept = Deployments.PublishedRuleset(_deployment);
+        Assert.Equal((ruleset.Chains, ruleset.Sets), (kept.Chains, kept.Sets)); // the manifest keeps what was published
         using var socket = _sandbox.BindUdp(9000);
         using var ranged = _sandbox.BindUdp(7005);
 

@@ -27,6 +27,17 @@ public static class Deployments
         return Describe(ReadManifest(name));
     }
 
+    /// <summary>The ruleset the deployment was last published from, as it was (set members as published, not as changed since).</summary>
+    public static Ruleset PublishedRuleset(string name)
+    {
+        Privileges.Require(Privileges.ForReading, "Reading a deployment");
+        var manifest = ReadManifest(name);
+        if (manifest.Ruleset is not { } yaml)
+            throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
+                $"deployment '{name}' was published by an earlier version of Bpfilter that kept no copy of its ruleset: publish it again");
+        return Formats.YamlRulesetReader.Read(new StringReader(yaml), $"the manifest of deployment '{name}'");
+    }
+
     /// <summary>The programs of a deployment's chains, with what the kernel says about each.</summary>
     public static IReadOnlyList<DeployedProgram> Programs(string name)
     {

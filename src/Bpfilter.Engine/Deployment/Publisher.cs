@@ -105,7 +105,8 @@ public static class Publisher
             var limitsPin = limits is null ? null : $"limits-{generation}";
             var logPin = log is null ? null : $"log-{generation}";
             var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
-                staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin, logPin, log is null ? null : LogMaps.Entries(ruleset));
+                staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin, logPin, log is null ? null : LogMaps.Entries(ruleset),
+                Formats.YamlRulesetWriter.Write(ruleset));
             try
             {
                 foreach (var set in manifestSets) sets[set.Name].Map.Pin(DeploymentPaths.Pin(name, set.Pin));
