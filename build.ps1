@@ -37,13 +37,15 @@ function Invoke-Native([string] $Command, [string[]] $Arguments) {
 }
 
 function Install-Prerequisites {
-    # Namespaces and veth pairs come from iproute2; a bare machine may lack it.
-    if (-not (Get-Command ip -ErrorAction Ignore)) {
-        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the 'ip' command (iproute2) is missing and apt-get is not available to install it" }
-        Write-Host 'Installing iproute2 ...'
-        Invoke-Native apt-get @('update', '-qq')
-        Invoke-Native apt-get @('install', '-y', '-qq', 'iproute2')
-    }
+    # Namespaces and veth pairs come from iproute2; the differential test compares with iptables and ip6tables (and
+    # their -legacy forms, which the same package brings) and keeps address lists in ipsets. A bare machine may lack them.
+    $needed = [ordered]@{ ip = 'iproute2'; 'iptables-restore' = 'iptables'; 'ip6tables-restore' = 'iptables'; ipset = 'ipset' }
+    $missing = @($needed.Keys | Where-Object { -not (Get-Command $_ -ErrorAction Ignore) } | ForEach-Object { $needed[$_] } | Select-Object -Unique)
+    if ($missing.Count -eq 0) { return }
+    if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "$($missing -join ', ') missing and apt-get is not available to install them" }
+    Write-Host "Installing $($missing -join ', ') ..."
+    Invoke-Native apt-get @('update', '-qq')
+    Invoke-Native apt-get (@('install', '-y', '-qq') + $missing)
 }
 
 function Assert-Root([string] $What) {
