@@ -64,8 +64,15 @@ public sealed class DifferentialHarness : IDisposable
         {
             foreach (var frame in packets[i].Frames(Tag(i))) _network.SendToBoth(frame);
         }
-        Thread.Sleep(20); // veth delivers in the sender's softirq; a moment covers a deferred one
-        return Compare(ruleset, iptables, packets, Read());
+        // veth delivers in the sender's softirq, mostly before sendto returns; on a busy machine ksoftirqd may finish
+        // later. A real disagreement stays: reading again after a pause only rules out a late packet.
+        var outcome = Compare(ruleset, iptables, packets, Read());
+        for (int i = 0; i < 5 && !outcome.Agrees; i++)
+        {
+            Thread.Sleep(100);
+            outcome = Compare(ruleset, iptables, packets, Read());
+        }
+        return outcome;
     }
 
     /// <summary>
