@@ -49,12 +49,13 @@ public static class ChainCompiler
     {
         private readonly Assembler _asm = new();
         private Label _count = null!;
+        private Label _malformed = null!;
 
         public EbpfProgram Emit()
         {
             var asm = _asm;
             var notIp = asm.NewLabel("not_ip");
-            var malformed = asm.NewLabel("malformed");
+            var malformed = _malformed = asm.NewLabel("malformed");
             var rules = asm.NewLabel("rules");
             var policy = asm.NewLabel("policy");
             _count = asm.NewLabel("count");
@@ -163,7 +164,15 @@ public static class ChainCompiler
             }
             if (m.Source is { } source) yield return Address(source, true);
             if (m.Destination is { } destination) yield return Address(destination, false);
-            if (m.NeedsTransport) yield return HeaderMatchers.HasTransport();
+            if (m.NeedsTransport)
+            {
+                // A long jump: the malformed exit may be far beyond a conditional jump's reach.
+                var whole = _asm.NewLabel("transport_whole");
+                HeaderMatchers.TransportCutShort().Emit(_asm, jumpIfHolds: false, whole);
+                _asm.Jump(_malformed);
+                _asm.Mark(whole);
+                yield return HeaderMatchers.HasTransport();
+            }
             if (m.SourcePort is { } sourcePort) yield return Ports(sourcePort, true);
             if (m.DestinationPort is { } destinationPort) yield return Ports(destinationPort, false);
             if (m.TcpFlags is { } flags) yield return HeaderMatchers.TcpFlags(flags);
