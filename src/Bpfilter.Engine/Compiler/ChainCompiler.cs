@@ -221,9 +221,9 @@ public static class ChainCompiler
 
         private static string HookAdvice(string key) => key switch
         {
-            "in-interface" => "in-interface is known at xdp, tc-ingress and cgroup-ingress",
-            "out-interface" => "out-interface is known at tc-egress and cgroup-egress",
-            _ => "the mark is known at tc and cgroup hooks",
+            "in-interface" => "in-interface is known at xdp, tc-ingress, nf-prerouting, nf-input, nf-forward and cgroup-ingress",
+            "out-interface" => "out-interface is known at tc-egress, nf-forward, nf-output, nf-postrouting and cgroup-egress",
+            _ => "the mark is known at every hook but xdp",
         };
 
         private static string Describe(string chainName, int index, Rule rule) =>
