@@ -148,23 +148,11 @@ internal static class HeaderParser
 
             // {u8 next; u8 length in 8-byte units, not counting the first 8; ...}
             asm.Mark(generic);
-            hook.EmitHeader(asm, Offset, 0, 8, malformed);
-            asm.Load(Size.Byte, Next, Register.R0, 0);
-            asm.Load(Size.Byte, Register.R1, Register.R0, 1);
-            asm.Alu64(AluOp.Add, Register.R1, 1);
-            asm.Alu64(AluOp.Lsh, Register.R1, 3);
-            asm.Alu64(AluOp.Add, Offset, Register.R1);
-            asm.Jump(next);
+            EmitSkip(asm, hook, malformed, next, unitsUncounted: 1, unitShift: 3);
 
             // {u8 next; u8 length in 4-byte units, not counting the first 2; ...}
             asm.Mark(authentication);
-            hook.EmitHeader(asm, Offset, 0, 8, malformed);
-            asm.Load(Size.Byte, Next, Register.R0, 0);
-            asm.Load(Size.Byte, Register.R1, Register.R0, 1);
-            asm.Alu64(AluOp.Add, Register.R1, 2);
-            asm.Alu64(AluOp.Lsh, Register.R1, 2);
-            asm.Alu64(AluOp.Add, Offset, Register.R1);
-            asm.Jump(next);
+            EmitSkip(asm, hook, malformed, next, unitsUncounted: 2, unitShift: 2);
 
             // {u8 next; u8 reserved; be16 offset (13 bits) << 3 | M; be32 id}
             asm.Mark(fragment);
