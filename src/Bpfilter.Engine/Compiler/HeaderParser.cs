@@ -233,6 +233,18 @@ internal static class HeaderParser
         asm.Jump(done);
     }
 
+    /// <summary>Reads an extension header's next header and length byte, and moves Offset past it.</summary>
+    private static void EmitSkip(Assembler asm, HookFlavour hook, Label malformed, Label next, int unitsUncounted, int unitShift)
+    {
+        hook.EmitHeader(asm, Offset, 0, 8, malformed);
+        asm.Load(Size.Byte, Next, Register.R0, 0);
+        asm.Load(Size.Byte, Register.R1, Register.R0, 1);
+        asm.Alu64(AluOp.Add, Register.R1, unitsUncounted);
+        asm.Alu64(AluOp.Lsh, Register.R1, unitShift);
+        asm.Alu64(AluOp.Add, Offset, Register.R1);
+        asm.Jump(next);
+    }
+
     private static void StorePorts(Assembler asm)
     {
         StoreBigEndian16(asm, Register.R0, 0, PacketRecord.SourcePort);
