@@ -60,8 +60,11 @@ public static class ChainCompiler
             _count = asm.NewLabel("count");
 
             asm.BeginRegion("prologue");
+            bool conntrack = ConntrackMatcher.Uses(ruleset, chain);
+            if (conntrack) ConntrackMatcher.SaveContext(asm);
             hook.EmitPrologue(asm, malformed);
             HeaderParser.Emit(asm, hook, notIp, malformed);
+            if (conntrack) ConntrackMatcher.EmitState(asm, hook, chain);
             asm.Jump(rules);
 
             // The parser's exits sit right after it, within reach of its 16-bit conditional jumps however long the chain.
@@ -175,6 +178,12 @@ public static class ChainCompiler
                 if (!hook.SeesMark) throw NotSeen(chainName, index, rule, "mark", "the packet's mark");
                 yield return HeaderMatchers.Mark(mark);
             }
+            if (m.CtState is not null || m.CtDirection is not null)
+            {
+                if (ConntrackMatcher.SourceOf(chain.Hook) == ConntrackSource.None)
+                    throw NotSeen(chainName, index, rule, m.CtState is not null ? "ct-state" : "ct-direction", "the packet's connection");
+                foreach (var condition in ConntrackMatcher.For(m)) yield return condition;
+            }
         }
 
         private Condition Address(AddressMatch match, bool source) =>
@@ -192,6 +201,7 @@ public static class ChainCompiler
         {
             "in-interface" => "in-interface is known at xdp, tc-ingress and cgroup-ingress",
             "out-interface" => "out-interface is known at tc-egress and cgroup-egress",
+            "ct-state" or "ct-direction" => "connection state is known at the netfilter hooks, tc-ingress, tc-egress and xdp; see about_Bpfilter_Stateful",
             _ => "the mark is known at tc and cgroup hooks",
         };
 

@@ -49,6 +49,11 @@ internal static class PacketRecord
     /// <summary>Netfilter's struct bpf_dynptr (16 bytes).</summary>
     public const short Dynptr = -288;
 
+    // Connection tracking (Matchers/ConntrackMatcher): written after the parser, only by programs whose rules ask for it.
+    public const short CtState = -292;        // one CtStates bit
+    public const short CtDirection = -300;    // ConntrackMatcher.DirectionOriginal, DirectionReply or DirectionNone
+    public const short CtContext = -312;      // u64: the program's context, kept for the conntrack kfuncs
+
     /// <summary>Every u32 field the prologue zeroes, so that no path reads a field it did not write.</summary>
     public static IEnumerable<short> Fields()
     {

@@ -115,8 +115,12 @@ public static class Deployments
         using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), Publisher.LockTimeout);
         // Links first, so no program runs once any pin is gone; whatever the manifest says, every pin in the directory goes.
         foreach (var pin in Directory.EnumerateFiles(directory)) DetachIfLink(pin);
+        var conntrackLeft = DeploymentConntrack.ReleaseAll(name); // read from the manifests, so before their pins go
         foreach (var pin in Directory.EnumerateFiles(directory)) File.Delete(pin);
         Directory.Delete(directory);
+        if (conntrackLeft.Count > 0)
+            throw new BpfilterException("ConntrackNotReleased", FailureCategory.InvalidOperation,
+                $"deployment '{name}' is removed, but what kept connection tracking running for it could not be: {string.Join("; ", conntrackLeft)}");
     }
 
     /// <summary>Detaches the pin if it is a link, then removes it.</summary>

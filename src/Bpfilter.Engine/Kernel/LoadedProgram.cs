@@ -20,7 +20,8 @@ public sealed class LoadedProgram : IDisposable
     /// <param name="offloadIfindex">For XDP offload: the device the program is translated for; 0 otherwise.</param>
     public static LoadedProgram Load(EbpfProgram program, IReadOnlyDictionary<MapSpec, BpfMap> maps, uint offloadIfindex = 0)
     {
-        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value), program.Kfuncs.ToDictionary(k => k, Btf.FunctionId));
+        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value), program.Kfuncs.ToDictionary(k => k, Btf.FunctionId),
+            field => Btf.FieldOffset(field.Struct, field.Field));
         uint expectedAttachType = program.ExpectedAttachType;
         int fd = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, offloadIfindex, 0, null, out _, out var errno);
         if (fd >= 0) return new LoadedProgram(new FileDescriptor(fd));

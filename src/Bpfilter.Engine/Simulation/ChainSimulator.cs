@@ -61,11 +61,14 @@ public sealed partial class ChainSimulator
     public static PacketLayer LayerOf(Hook hook) =>
         hook is Hook.Xdp or Hook.TcIngress or Hook.TcEgress ? PacketLayer.Ethernet : PacketLayer.Network;
 
-    /// <summary>Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>).</summary>
-    public SimulatedRun Run(ReadOnlySpan<byte> packet)
+    /// <summary>
+    /// Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>); <paramref name="conntrack"/>
+    /// is what connection tracking shows the run (<see cref="ConntrackSimulation"/>), none when null.
+    /// </summary>
+    public SimulatedRun Run(ReadOnlySpan<byte> packet, ConntrackModel? conntrack = null)
     {
         var before = CounterTotals();
-        var execution = Interpreter.Run(packet, ContextValues(packet));
+        var execution = Interpreter.Run(packet, ContextValues(packet), conntrack);
         var after = CounterTotals();
         var decision = Decide(Compiled, before, after, (int)execution.ReturnCode);
         var evaluated = new List<int>();

@@ -36,11 +36,21 @@ public static class Simulator
             $"ruleset '{ruleset.Name}' has {candidates.Count} chains{(hook is { } x ? $" at {x.ToName()}" : "")} ({List(candidates)}): name one with -Chain, or its hook with -Hook");
     }
 
-    /// <summary>Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.</summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false)
+    /// <summary>
+    /// Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.
+    /// <paramref name="ctState"/> and <paramref name="ctDirection"/> say what connection tracking knows of it
+    /// (<see cref="ConntrackSimulation"/>); without them it knows nothing, as in a test run.
+    /// </summary>
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false, CtStates? ctState = null, CtDirection? ctDirection = null)
     {
+        if (ctDirection is not null && ctState is null)
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument, "-CtDirection needs -CtState: say which state the packet's connection is in");
+        if (kernel && ctState is not null)
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument,
+                "-CtState cannot go with -Kernel: a kernel test run has no connection to give the packet (it sees none: invalid at netfilter hooks and tc-egress, new at xdp and tc-ingress)");
+        var conntrack = ctState is { } state ? ConntrackSimulation.For(chain.Hook, state, ctDirection) : null;
         var simulator = new ChainSimulator(ChainCompiler.Compile(ruleset, chain, CompileOptions.Simulation));
-        var run = simulator.Run(packet);
+        var run = simulator.Run(packet, conntrack);
         PacketDecision? kernelDecision = null;
         if (kernel)
         {
@@ -52,8 +62,8 @@ public static class Simulator
     }
 
     /// <summary>Builds the packet from <paramref name="fields"/> for <paramref name="chain"/>'s hook, then runs it.</summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false) =>
-        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel);
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false, CtStates? ctState = null, CtDirection? ctDirection = null) =>
+        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel, ctState, ctDirection);
 
     private static string List(IEnumerable<Chain> chains) => string.Join(", ", chains.Select(c => $"{c.Name} ({c.AttachPoint})"));
 }

@@ -106,11 +106,21 @@ public sealed class EbpfInterpreter
     /// <summary>The clock when none is given: nanoseconds since this process started, never going back.</summary>
     internal static readonly System.Diagnostics.Stopwatch Monotonic = System.Diagnostics.Stopwatch.StartNew();
 
+    private Dictionary<int, KernelFieldReference>? _fields;
+
+    /// <summary>The kernel struct field the load at <paramref name="index"/> reads, if it reads one.</summary>
+    internal KernelFieldReference? FieldAt(int index)
+    {
+        _fields ??= Program.FieldReferences.GroupBy(f => f.InstructionIndex).ToDictionary(g => g.Key, g => g.First());
+        return _fields.GetValueOrDefault(index);
+    }
+
     /// <summary>
     /// Runs the program once on <paramref name="packet"/> (the bytes the hook sees: a frame at XDP and TC, an IP
-    /// packet at cgroup and netfilter hooks). <paramref name="contextValues"/> sets scalar context fields by name.
-    /// Maps keep what the run wrote.
+    /// packet at cgroup and netfilter hooks). <paramref name="contextValues"/> sets scalar context fields by name;
+    /// <paramref name="conntrack"/> says what connection tracking shows the run (none when null). Maps keep what the
+    /// run wrote.
     /// </summary>
-    public ExecutionResult Run(ReadOnlySpan<byte> packet, IReadOnlyDictionary<string, ulong>? contextValues = null) =>
-        new Machine(this, packet.ToArray(), contextValues).Execute();
+    public ExecutionResult Run(ReadOnlySpan<byte> packet, IReadOnlyDictionary<string, ulong>? contextValues = null, ConntrackModel? conntrack = null) =>
+        new Machine(this, packet.ToArray(), contextValues, conntrack ?? ConntrackModel.None).Execute();
 }

@@ -21,6 +21,8 @@ internal sealed partial class Machine
     private readonly MemoryRegion _packet;
     private readonly MemoryRegion _context;
     private readonly Dictionary<string, KernelObject> _kernelObjects = new();
+    private readonly ConntrackModel _conntrack;
+    private readonly List<KernelObject> _references = new();
     private Random? _random;
     private MemoryRegion _stack;
     private int _pc;
@@ -28,9 +30,10 @@ internal sealed partial class Machine
 
     private sealed record Frame(int ReturnPc, RegisterValue[] Saved, bool[] SavedInit, MemoryRegion Stack);
 
-    public Machine(EbpfInterpreter vm, byte[] packet, IReadOnlyDictionary<string, ulong>? contextValues)
+    public Machine(EbpfInterpreter vm, byte[] packet, IReadOnlyDictionary<string, ulong>? contextValues, ConntrackModel conntrack)
     {
         _vm = vm;
+        _conntrack = conntrack;
         _code = vm.Code;
         _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, packet, 0, packet.Length, true, _addresses.Next());
         var layout = vm.Context;
@@ -44,13 +47,17 @@ internal sealed partial class Machine
         {
             if (field.Kind != ContextFieldKind.KernelObject) continue;
             var type = field.ObjectType ?? field.Name;
-            _kernelObjects[field.Name] = new KernelObject(type, _addresses.Next(), type == "struct sk_buff" ? _packet : null);
+            _kernelObjects[field.Name] = type == "struct sk_buff" ? SocketBuffer() : new KernelObject(type, _addresses.Next(), null);
         }
         _stack = NewStack();
         Set(1, new RegisterValue(_context.Address, _context));
         _regs[R10] = new RegisterValue(_stack.Address + StackSize, _stack);
         _init[R10] = true;
     }
+
+    /// <summary>The run's struct sk_buff: its data is the packet; its one readable field, _nfct, comes from the conntrack model.</summary>
+    private KernelObject SocketBuffer() =>
+        new("struct sk_buff", _addresses.Next(), _packet, new Dictionary<string, ulong> { ["_nfct"] = _conntrack.SkbNfct });
 
     private MemoryRegion NewStack() =>
         new(_frames.Count == 0 ? "the stack" : $"the stack of call frame {_frames.Count}", RegionKind.Stack, new byte[StackSize], 0, StackSize, true, _addresses.Next());
@@ -340,6 +347,8 @@ internal sealed partial class Machine
         {
             if (!open.Done) Fault($"exits with a ring buffer record of {open.Data.Length} bytes reserved in {open.Map.Spec.Name} and neither submitted nor discarded");
         }
+        if (_references.FirstOrDefault(r => !r.Released) is { } held)
+            Fault($"exits holding a reference to {held.TypeName} that it never released (the verifier says: Unreleased reference)");
         if (r0.Tag is not null) Fault($"returns a pointer into {r0.Tag}, not a number");
         return new ExecutionResult(r0.Bits, _steps, _packet.Buffer.ToArray(), _path, _trace);
     }
@@ -457,7 +466,26 @@ internal sealed partial class Machine
         bool signExtend = mode == 0x80;
         if (signExtend && size == 8) Invalid(insn, "a sign-extending load of 8 bytes");
         CheckRegister(insn.Dst);
-        Set(insn.Dst, Load(Get(insn.Src), insn.Src, insn.Offset, size, signExtend));
+        var pointer = Get(insn.Src);
+        if (pointer.Tag is KernelObject kernelObject && _vm.FieldAt(_pc) is { } field)
+        {
+            Set(insn.Dst, KernelFieldLoad(kernelObject, pointer, insn.Src, field, size, signExtend));
+            return;
+        }
+        Set(insn.Dst, Load(pointer, insn.Src, insn.Offset, size, signExtend));
+    }
+
+    /// <summary>A load through a kernel pointer at a field offset the loader fills in: the modelled value of that field.</summary>
+    private RegisterValue KernelFieldLoad(KernelObject target, RegisterValue pointer, int register, KernelFieldReference field, int size, bool signExtend)
+    {
+        if (pointer.Bits != target.Address) Fault($"reads {field} through r{register}, which points inside {target.TypeName}, not at its start");
+        if (target.Released) Fault($"reads {field} of {target.TypeName} after releasing it");
+        if (target.TypeName != "struct " + field.Struct) Fault($"reads {field} through r{register}, which points to {target.TypeName}");
+        if (!target.Fields.TryGetValue(field.Field, out var value))
+            Fault($"reads {field}, a field of {target.TypeName} the interpreter does not model (it models {string.Join(", ", target.Fields.Keys)})");
+        if (signExtend) Fault($"reads {field} with a sign-extending load");
+        ulong mask = size == 8 ? ulong.MaxValue : (1UL << (8 * size)) - 1;
+        return RegisterValue.Scalar(value & mask);
     }
 
     private RegisterValue Load(RegisterValue pointer, int register, int displacement, int size, bool signExtend)

@@ -79,15 +79,29 @@ public sealed class MemoryRegion
     public override string ToString() => Description;
 }
 
-/// <summary>An object of the kernel that a program holds a pointer to but may not read directly (struct sk_buff of a netfilter hook).</summary>
+/// <summary>
+/// An object of the kernel that a program holds a pointer to (struct sk_buff of a netfilter hook, a struct nf_conn a
+/// lookup returned): kernel functions take it, and loads at kernel field offsets read the fields the interpreter models.
+/// </summary>
 public sealed class KernelObject
 {
-    internal KernelObject(string typeName, ulong address, MemoryRegion? packet)
+    internal KernelObject(string typeName, ulong address, MemoryRegion? packet, IReadOnlyDictionary<string, ulong>? fields = null, bool acquired = false)
     {
         TypeName = typeName;
         Address = address;
         Packet = packet;
+        Fields = fields ?? new Dictionary<string, ulong>();
+        Acquired = acquired;
     }
+
+    /// <summary>The fields a program may read, by name.</summary>
+    internal IReadOnlyDictionary<string, ulong> Fields { get; }
+
+    /// <summary>True for a reference a kernel function handed out that the program must release (KF_ACQUIRE).</summary>
+    internal bool Acquired { get; }
+
+    /// <summary>Set once the program has released it; any later use is a fault.</summary>
+    internal bool Released { get; set; }
 
     /// <summary>"struct sk_buff", "struct nf_hook_state".</summary>
     public string TypeName { get; }

@@ -1,0 +1,298 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Bpfilter.Engine.Deployment;
+using Bpfilter.Engine.Kernel;
+using Bpfilter.Engine.Rules;
+using Bpfilter.Engine.Simulation;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Bpfilter.Engine.Tests;
+
+/// <summary>
+/// Stateful filtering with real TCP and UDP conversations. The receiver namespace (10.201.0.2) is the protected
+/// server: "established,related accept; new tcp to port 22 accept; policy drop". Its own client connections out get
+/// their replies, the outside reaches port 22 and not port 80, unsolicited packets that pretend to be replies are
+/// dropped, and ICMP errors about its own flows come in as related.
+/// </summary>
+[Collection("kernel")]
+public sealed class KernelStatefulTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _deployment = $"bpft-ct{Guid.NewGuid().ToString("N")[..6]}";
+
+    public void Dispose()
+    {
+        if (Deployments.Names().Contains(_deployment)) Deployments.Unpublish(_deployment);
+    }
+
+    private static readonly Rule[] ServerRules =
+    [
+        new("established", new Match { CtState = new CtStateMatch(CtStates.Established | CtStates.Related) }, Verdict.Accept),
+        new("ssh", new Match { CtState = new CtStateMatch(CtStates.New), Protocol = new ProtocolMatch(IpProtocol.Tcp), DestinationPort = PortMatch.Single(22) }, Verdict.Accept),
+    ];
+
+    private static Sandbox NewSandbox()
+    {
+        var sandbox = new Sandbox();
+        // No IPv6: its neighbour discovery would reach the policy too and blur what the counters show.
+        foreach (var ns in new[] { sandbox.Sender, sandbox.Receiver }) Sandbox.Sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1");
+        return sandbox;
+    }
+
+    private Chain ServerChain(Hook hook, Sandbox sandbox) =>
+        new("INPUT", hook, hook.Target() == HookTarget.Interface ? sandbox.ReceiverInterface : null, Verdict.Drop, ServerRules);
+
+    private (ulong Established, ulong Ssh, ulong Policy) Counts()
+    {
+        var counters = Deployments.Counters(_deployment).Where(c => c.Chain == "INPUT").ToList();
+        return (counters.Single(c => c.Rule == "established").Packets, counters.Single(c => c.Rule == "ssh").Packets,
+            counters.Single(c => c.Kind == CounterKind.Policy).Packets);
+    }
+
+    [Theory]
+    [InlineData(Hook.NfInput)]
+    [InlineData(Hook.TcIngress)]
+    [InlineData(Hook.Xdp)]
+    public void A_protected_server_talks_out_and_lets_in_only_port_22(Hook hook)
+    {
+        using var sandbox = NewSandbox();
+        var clock = Stopwatch.StartNew();
+        Publisher.Publish(new Ruleset(_deployment, [ServerChain(hook, sandbox)]), new PublishOptions(sandbox.Receiver));
+        Assert.True(NetworkNamespace.Run(sandbox.Receiver, () => NfTables.TableExists(DeploymentConntrack.TableName(_deployment))));
+
+        using var outsideTcp = Conversation.TcpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 8080);
+        using var outsideUdp = Conversation.UdpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 5353);
+        using var ssh = Conversation.TcpEchoServer(sandbox.Receiver, Sandbox.ReceiverAddress, 22);
+        using var web = Conversation.TcpEchoServer(sandbox.Receiver, Sandbox.ReceiverAddress, 80);
+
+        // The protected host's own conversations out: every reply comes back in.
+        int tcpOut = Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 5);
+        int udpOut = Conversation.UdpEcho(sandbox.Receiver, Sandbox.ReceiverAddress, Sandbox.SenderAddress, 5353, rounds: 5);
+        Assert.Equal((5, 5), (tcpOut, udpOut));
+
+        // From outside: port 22 answers, port 80 never does (its SYN is dropped: no reset, no accept).
+        Assert.Equal(5, Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 22, rounds: 5));
+        Assert.Equal(-1, Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 80, rounds: 1, connectTimeout: TimeSpan.FromMilliseconds(600)));
+        var afterConversations = Counts();
+        Assert.True(afterConversations.Ssh >= 1, $"the SYN to port 22 was counted as new: {afterConversations}");
+        Assert.True(afterConversations.Established >= 20, $"replies and the rest of each conversation were established: {afterConversations}");
+        Assert.True(afterConversations.Policy >= 1, $"the SYN to port 80 met the policy: {afterConversations}");
+
+        // Unsolicited packets that pretend to be replies, from the outside host's own address and ports.
+        using var listener = Sandbox.UdpSocketIn(sandbox.Receiver, Sandbox.ReceiverAddress, 5300);
+        using var raw = Conversation.RawSocket(sandbox.Sender);
+        var fakes = new[]
+        {
+            Conversation.Tcp(Sandbox.SenderAddress, 8080, Sandbox.ReceiverAddress, 31000, TcpFlags.Syn | TcpFlags.Ack),
+            Conversation.Tcp(Sandbox.SenderAddress, 8080, Sandbox.ReceiverAddress, 31000, TcpFlags.Ack),
+            Conversation.Tcp(Sandbox.SenderAddress, 80, Sandbox.ReceiverAddress, 31001, TcpFlags.Rst | TcpFlags.Ack),
+            Conversation.Udp(Sandbox.SenderAddress, 5353, Sandbox.ReceiverAddress, 5300),
+            // An ICMP port unreachable about a datagram 5300 -> 7777 that the protected host never sent.
+            Conversation.PortUnreachable(Sandbox.SenderAddress, Sandbox.ReceiverAddress, quotedSourcePort: 5300, quotedDestinationPort: 7777),
+        };
+        foreach (var fake in fakes) Conversation.SendRaw(raw, fake);
+        Thread.Sleep(150);
+        var afterFakes = Counts();
+        Assert.Equal(0, Sandbox.Drain(listener));
+        Assert.Equal((afterConversations.Established, afterConversations.Ssh, afterConversations.Policy + (ulong)fakes.Length), afterFakes);
+
+        // ICMP errors about the protected host's own flows come in as related: a connected UDP socket hears "refused".
+        bool refused = Conversation.UdpRefused(sandbox.Receiver, Sandbox.ReceiverAddress, Sandbox.SenderAddress, 7);
+        var afterError = Counts();
+        Assert.True(refused, "the port unreachable for the protected host's own datagram came in");
+        Assert.Equal(afterFakes.Established + 1, afterError.Established);
+        Assert.Equal(afterFakes.Policy, afterError.Policy);
+
+        output.WriteLine($"{hook.ToName()}: tcp out {tcpOut} round trips, udp out {udpOut}, ssh in 5, web in refused; "
+            + $"{fakes.Length} unsolicited dropped; related ICMP error passed; counters established {afterError.Established}, ssh {afterError.Ssh}, "
+            + $"policy {afterError.Policy}; {clock.ElapsedMilliseconds} ms");
+    }
+}
+
+/// <summary>Real conversations between the namespaces of a sandbox, and hand-made packets that pretend to belong to one.</summary>
+internal static class Conversation
+{
+    /// <summary>A TCP server in <paramref name="ns"/> that echoes what each connection sends, until disposed.</summary>
+    public static IDisposable TcpEchoServer(string ns, string address, int port)
+    {
+        var listener = NetworkNamespace.Run(ns, () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(new IPEndPoint(IPAddress.Parse(address), port));
+            socket.Listen(8);
+            return socket;
+        });
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                Socket connection;
+                try
+                {
+                    connection = await listener.AcceptAsync();
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    return;
+                }
+                _ = Task.Run(async () =>
+                {
+                    using (connection)
+                    {
+                        var buffer = new byte[4096];
+                        try
+                        {
+                            int n;
+                            while ((n = await connection.ReceiveAsync(buffer)) > 0) await connection.SendAsync(buffer.AsMemory(0, n));
+                        }
+                        catch (SocketException)
+                        {
+                        }
+                    }
+                });
+            }
+        });
+        return listener;
+    }
+
+    /// <summary>A UDP server in <paramref name="ns"/> that sends every datagram back where it came from, until disposed.</summary>
+    public static IDisposable UdpEchoServer(string ns, string address, int port)
+    {
+        var socket = NetworkNamespace.Run(ns, () =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            s.Bind(new IPEndPoint(IPAddress.Parse(address), port));
+            return s;
+        });
+        _ = Task.Run(async () =>
+        {
+            var buffer = new byte[2048];
+            while (true)
+            {
+                try
+                {
+                    var received = await socket.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0));
+                    await socket.SendToAsync(buffer.AsMemory(0, received.ReceivedBytes), received.RemoteEndPoint);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
+                {
+                    return;
+                }
+            }
+        });
+        return socket;
+    }
+
+    /// <summary>Connects from <paramref name="ns"/> and echoes <paramref name="rounds"/> messages; the rounds that came back, or −1 when the connection never opened.</summary>
+    public static int TcpEcho(string ns, string to, int port, int rounds, TimeSpan? connectTimeout = null)
+    {
+        using var socket = NetworkNamespace.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 1000 });
+        try
+        {
+            if (!socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(to), port)).Wait(connectTimeout ?? TimeSpan.FromSeconds(3))) return -1;
+        }
+        catch (AggregateException)
+        {
+            return -1;
+        }
+        int echoed = 0;
+        var buffer = new byte[64];
+        for (int i = 0; i < rounds; i++)
+        {
+            var message = System.Text.Encoding.ASCII.GetBytes($"round {i}");
+            socket.Send(message);
+            int got = 0;
+            try
+            {
+                while (got < message.Length) got += socket.Receive(buffer, got, message.Length - got, SocketFlags.None);
+            }
+            catch (SocketException)
+            {
+                break;
+            }
+            if (buffer.AsSpan(0, got).SequenceEqual(message)) echoed++;
+        }
+        return echoed;
+    }
+
+    /// <summary>Sends <paramref name="rounds"/> datagrams from <paramref name="ns"/> and counts the echoes that come back.</summary>
+    public static int UdpEcho(string ns, string from, string to, int port, int rounds)
+    {
+        using var socket = Sandbox.UdpSocketIn(ns, from);
+        socket.ReceiveTimeout = 1000;
+        int echoed = 0;
+        var buffer = new byte[64];
+        for (int i = 0; i < rounds; i++)
+        {
+            socket.SendTo(System.Text.Encoding.ASCII.GetBytes($"datagram {i}"), new IPEndPoint(IPAddress.Parse(to), port));
+            try
+            {
+                if (socket.Receive(buffer) > 0) echoed++;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+        return echoed;
+    }
+
+    /// <summary>Sends one datagram on a connected socket to a port where nothing listens; true when the ICMP error reached it (ECONNREFUSED).</summary>
+    public static bool UdpRefused(string ns, string from, string to, int port)
+    {
+        using var socket = Sandbox.UdpSocketIn(ns, from);
+        socket.ReceiveTimeout = 1000;
+        socket.Connect(new IPEndPoint(IPAddress.Parse(to), port));
+        socket.Send(new byte[8]);
+        try
+        {
+            socket.Receive(new byte[16]);
+            return false;
+        }
+        catch (SocketException e)
+        {
+            return e.SocketErrorCode == SocketError.ConnectionRefused;
+        }
+    }
+
+    /// <summary>A raw IPv4 socket (IPPROTO_RAW: the packet brings its own header) in <paramref name="ns"/>.</summary>
+    public static Socket RawSocket(string ns) => NetworkNamespace.Run(ns, () => new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Raw));
+
+    public static void SendRaw(Socket raw, byte[] packet) =>
+        raw.SendTo(packet, new IPEndPoint(new IPAddress(packet.AsSpan(16, 4)), 0));
+
+    public static byte[] Tcp(string source, ushort sourcePort, string destination, ushort destinationPort, TcpFlags flags) =>
+        PacketBuilder.Build(new PacketFields
+        {
+            Source = source, Destination = destination, Protocol = IpProtocol.Tcp, SourcePort = sourcePort, DestinationPort = destinationPort, TcpFlags = flags,
+        }, PacketLayer.Network);
+
+    public static byte[] Udp(string source, ushort sourcePort, string destination, ushort destinationPort) =>
+        PacketBuilder.Build(new PacketFields
+        {
+            Source = source, Destination = destination, Protocol = IpProtocol.Udp, SourcePort = sourcePort, DestinationPort = destinationPort, Length = 40,
+        }, PacketLayer.Network);
+
+    /// <summary>An ICMP port unreachable from <paramref name="source"/> quoting a UDP datagram <paramref name="destination"/> → <paramref name="source"/>.</summary>
+    public static byte[] PortUnreachable(string source, string destination, ushort quotedSourcePort, ushort quotedDestinationPort)
+    {
+        var quoted = Udp(destination, quotedSourcePort, source, quotedDestinationPort)[..28];
+        var packet = new byte[20 + 8 + quoted.Length];
+        var ip = packet.AsSpan();
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)packet.Length);
+        ip[8] = 64;
+        ip[9] = 1;
+        IPAddress.Parse(source).GetAddressBytes().CopyTo(ip[12..]);
+        IPAddress.Parse(destination).GetAddressBytes().CopyTo(ip[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], PacketBuilder.Checksum(ip[..20], 0));
+        var icmp = ip[20..];
+        icmp[0] = 3; // destination unreachable
+        icmp[1] = 3; // port unreachable
+        quoted.CopyTo(icmp[8..]);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], PacketBuilder.Checksum(icmp, 0));
+        return packet;
+    }
+}
