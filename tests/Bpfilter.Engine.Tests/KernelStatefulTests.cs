@@ -62,52 +62,226 @@ public sealed class KernelStatefulTests(ITestOutputHelper output) : IDisposable
         Publisher.Publish(new Ruleset(_deployment, [ServerChain(hook, sandbox)]), new PublishOptions(sandbox.Receiver));
         Assert.True(NetworkNamespace.Run(sandbox.Receiver, () => NfTables.TableExists(DeploymentConntrack.TableName(_deployment))));
 
+        var script = new ServerScript(sandbox);
+        var outcome = script.Run(Counts);
+        Assert.Equal((5, 5), (outcome.TcpOut, outcome.UdpOut));
+        Assert.Equal((5, -1), (outcome.SshIn, outcome.WebIn));
+        var (established, ssh, policy) = outcome.AfterConversations;
+        Assert.True(ssh >= 1, $"the SYN to port 22 was counted as new: {outcome.AfterConversations}");
+        Assert.True(established >= 20, $"replies and the rest of each conversation were established: {outcome.AfterConversations}");
+        Assert.True(policy >= 1, $"the SYN to port 80 met the policy: {outcome.AfterConversations}");
+        Assert.Equal(0, outcome.UnsolicitedReceived);
+        Assert.Equal((established, ssh, policy + (ulong)ServerScript.Unsolicited), outcome.AfterUnsolicited);
+        Assert.True(outcome.ErrorRefused, "the port unreachable for the protected host's own datagram came in");
+        Assert.Equal(outcome.AfterUnsolicited.Established + 1, outcome.AfterError.Established);
+        Assert.Equal(outcome.AfterUnsolicited.Policy, outcome.AfterError.Policy);
+
+        output.WriteLine($"{hook.ToName()}: tcp out {outcome.TcpOut} round trips, udp out {outcome.UdpOut}, ssh in {outcome.SshIn}, web in refused; "
+            + $"{ServerScript.Unsolicited} unsolicited dropped; related ICMP error passed; counters established {outcome.AfterError.Established}, "
+            + $"ssh {outcome.AfterError.Ssh}, policy {outcome.AfterError.Policy}; {clock.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// The differential: iptables' conntrack match in the mangle table's INPUT (priority −150, where ACCEPT only ends
+    /// the table, so nothing is dropped) mirrors a Bpfilter nf-input chain (priority 0) rule for rule, so both see the
+    /// very same packets with the very same conntrack entries. Over real handshakes, replies, unsolicited packets and
+    /// ICMP errors, every rule's packets and bytes, and the policy's, must be equal.
+    /// </summary>
+    [Fact]
+    public void Per_rule_counters_equal_iptables_over_real_conversations()
+    {
+        using var sandbox = NewSandbox();
+        var rules = new (Rule Rule, string Iptables)[]
+        {
+            (new("invalid", new Match { CtState = new CtStateMatch(CtStates.Invalid) }, Verdict.Drop), "-m conntrack --ctstate INVALID"),
+            (new("udp-not-new", new Match { CtState = new CtStateMatch(CtStates.New, negated: true), Protocol = new ProtocolMatch(IpProtocol.Udp) }, Verdict.Accept),
+                "-p udp -m conntrack ! --ctstate NEW"),
+            (new("replies", new Match { CtState = new CtStateMatch(CtStates.Established), CtDirection = CtDirection.Reply }, Verdict.Accept),
+                "-m conntrack --ctstate ESTABLISHED --ctdir REPLY"),
+            (new("established", new Match { CtState = new CtStateMatch(CtStates.Established | CtStates.Related) }, Verdict.Accept),
+                "-m conntrack --ctstate ESTABLISHED,RELATED"),
+            (new("ssh", new Match { CtState = new CtStateMatch(CtStates.New), Protocol = new ProtocolMatch(IpProtocol.Tcp), DestinationPort = PortMatch.Single(22) }, Verdict.Accept),
+                "-p tcp --dport 22 -m conntrack --ctstate NEW"),
+            (new("tcp-original", new Match { CtDirection = CtDirection.Original, Protocol = new ProtocolMatch(IpProtocol.Tcp) }, Verdict.Drop),
+                "-p tcp -m conntrack --ctdir ORIGINAL"),
+        };
+        Iptables(sandbox.Receiver, "-t", "mangle", "-P", "INPUT", "ACCEPT");
+        foreach (var (_, match) in rules) Iptables(sandbox.Receiver, ["-t", "mangle", "-A", "INPUT", .. match.Split(' '), "-j", "ACCEPT"]);
+        Publisher.Publish(new Ruleset(_deployment, [new Chain("INPUT", Hook.NfInput, null, Verdict.Drop, rules.Select(r => r.Rule).ToList())]),
+            new PublishOptions(sandbox.Receiver));
+
+        var script = new ServerScript(sandbox);
+        int conversations = 0;
+        for (int round = 0; round < 4; round++) conversations += script.Run(null).Conversations;
+
+        var ours = Deployments.Counters(_deployment).Where(c => c.Chain == "INPUT" && c.Kind is CounterKind.Rule or CounterKind.Policy)
+            .Select(c => (c.Packets, c.Bytes)).ToList();
+        var theirs = MangleInputCounters(sandbox.Receiver);
+        var mismatches = ours.Zip(theirs).Count(p => p.First != p.Second);
+        output.WriteLine($"nf-input vs iptables: {conversations} conversations, {ours.Sum(c => (long)c.Packets)} packets, {mismatches} mismatches");
+        for (int i = 0; i < ours.Count; i++)
+            output.WriteLine($"  {(i < rules.Length ? rules[i].Rule.Name : "(policy)"),-14} bpfilter {ours[i].Packets,4} packets {ours[i].Bytes,6} bytes, iptables {theirs[i].Packets,4} packets {theirs[i].Bytes,6} bytes");
+        Assert.Equal(rules.Length + 1, theirs.Count);
+        Assert.Equal(theirs, ours);
+        Assert.All(ours, c => Assert.True(c.Packets > 0)); // every rule, and the policy, saw traffic
+    }
+
+    [Fact]
+    public void Tc_egress_sees_the_state_the_kernel_attached_to_the_host_own_packets()
+    {
+        using var sandbox = NewSandbox();
+        var rules = new Rule[]
+        {
+            new("new", new Match { CtState = new CtStateMatch(CtStates.New), CtDirection = CtDirection.Original }, Verdict.Accept),
+            new("established-out", new Match { CtState = new CtStateMatch(CtStates.Established), CtDirection = CtDirection.Original }, Verdict.Accept),
+            new("reply", new Match { CtDirection = CtDirection.Reply }, Verdict.Accept),
+            new("untracked-or-invalid", new Match { CtState = new CtStateMatch(CtStates.Invalid | CtStates.Untracked) }, Verdict.Accept),
+        };
+        Publisher.Publish(new Ruleset(_deployment, [new Chain("OUT", Hook.TcEgress, sandbox.ReceiverInterface, Verdict.Accept, rules)]),
+            new PublishOptions(sandbox.Receiver));
+        using var outsideTcp = Conversation.TcpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 8080);
+        using var outsideUdp = Conversation.UdpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 5353);
+        using var ssh = Conversation.TcpEchoServer(sandbox.Receiver, Sandbox.ReceiverAddress, 22);
+
+        Assert.Equal(3, Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 3));
+        Assert.Equal(3, Conversation.UdpEcho(sandbox.Receiver, Sandbox.ReceiverAddress, Sandbox.SenderAddress, 5353, rounds: 3));
+        var afterOut = ByRule();
+        // Out: the SYN and the first datagram are new; everything after is established, none of it a reply.
+        Assert.Equal(2UL, afterOut["new"]);
+        Assert.True(afterOut["established-out"] >= 6, $"{string.Join(", ", afterOut)}");
+        Assert.Equal(0UL, afterOut["reply"]);
+
+        Assert.Equal(3, Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 22, rounds: 3));
+        var afterIn = ByRule();
+        // In: what the server sends back (SYN-ACK, echoes, its FIN) is all reply; nothing new goes out.
+        Assert.Equal(afterOut["new"], afterIn["new"]);
+        Assert.True(afterIn["reply"] >= 4, $"{string.Join(", ", afterIn)}");
+        Assert.Equal(0UL, afterIn["untracked-or-invalid"]);
+        output.WriteLine($"tc-egress: {string.Join(", ", afterIn.Select(kv => $"{kv.Key} {kv.Value}"))}");
+    }
+
+    [Fact]
+    public void Conntrack_table_lives_as_long_as_a_chain_needs_it()
+    {
+        using var sandbox = NewSandbox();
+        var table = DeploymentConntrack.TableName(_deployment);
+        bool Exists() => NetworkNamespace.Run(sandbox.Receiver, () => NfTables.TableExists(table));
+        var stateless = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept, [new Rule("udp", Matches.Simple(protocol: IpProtocol.Udp), Verdict.Accept)]);
+
+        Publisher.Publish(new Ruleset(_deployment, [stateless]), new PublishOptions(sandbox.Receiver));
+        Assert.False(Exists());
+        Publisher.Publish(new Ruleset(_deployment, [ServerChain(Hook.NfInput, sandbox)]), new PublishOptions(sandbox.Receiver));
+        Assert.True(Exists());
+        Publisher.Publish(new Ruleset(_deployment, [ServerChain(Hook.NfInput, sandbox)]), new PublishOptions(sandbox.Receiver));
+        Assert.True(Exists());
+        Publisher.Publish(new Ruleset(_deployment, [stateless]), new PublishOptions(sandbox.Receiver));
+        Assert.False(Exists());
+        Publisher.Publish(new Ruleset(_deployment, [ServerChain(Hook.NfInput, sandbox)]), new PublishOptions(sandbox.Receiver));
+        Assert.True(Exists());
+        Deployments.Unpublish(_deployment);
+        Assert.False(Exists());
+    }
+
+    [Fact]
+    public void Without_its_table_conntrack_stops_and_the_server_hears_no_replies()
+    {
+        using var sandbox = NewSandbox();
+        Publisher.Publish(new Ruleset(_deployment, [ServerChain(Hook.NfInput, sandbox)]), new PublishOptions(sandbox.Receiver));
+        using var outsideTcp = Conversation.TcpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 8080);
+        Assert.Equal(1, Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 1));
+        // Taking the table away by hand (what the help says not to do): nothing tracks, every packet is invalid.
+        Assert.True(NetworkNamespace.Run(sandbox.Receiver, () => NfTables.DeleteTable(DeploymentConntrack.TableName(_deployment))));
+        Assert.Equal(-1, Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 1, connectTimeout: TimeSpan.FromMilliseconds(600)));
+    }
+
+    private Dictionary<string, ulong> ByRule() =>
+        Deployments.Counters(_deployment).Where(c => c.Kind == CounterKind.Rule).ToDictionary(c => c.Rule, c => c.Packets);
+
+    private static void Iptables(string ns, params string[] args) => Run("ip", ["netns", "exec", ns, "iptables-legacy", .. args]);
+
+    /// <summary>The mangle table's INPUT counters as iptables-save -c prints them: each rule's, then the policy's.</summary>
+    private static List<(ulong Packets, ulong Bytes)> MangleInputCounters(string ns)
+    {
+        var text = Run("ip", "netns", "exec", ns, "iptables-legacy-save", "-c", "-t", "mangle");
+        (ulong, ulong) Pair(string bracketed)
+        {
+            var parts = bracketed.Trim('[', ']').Split(':');
+            return (ulong.Parse(parts[0]), ulong.Parse(parts[1]));
+        }
+        var lines = text.Split('\n');
+        var rules = lines.Where(l => l.StartsWith('[') && l.Contains(" -A INPUT ")).Select(l => Pair(l[..(l.IndexOf(']') + 1)])).ToList();
+        var policy = lines.Single(l => l.StartsWith(":INPUT "));
+        rules.Add(Pair(policy[policy.IndexOf('[')..]));
+        return rules;
+    }
+
+    private static string Run(string program, params string[] args)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEnd();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{program} {string.Join(' ', args)}: {stderr.Trim()}");
+        return stdout;
+    }
+}
+
+/// <summary>
+/// The conversations of a protected server (the sandbox's receiver) with the outside (its sender): the server's own
+/// TCP and UDP conversations out, TCP in to port 22 and port 80, unsolicited packets that pretend to be replies, and an
+/// ICMP error about the server's own datagram.
+/// </summary>
+internal sealed class ServerScript(Sandbox sandbox)
+{
+    public const int Unsolicited = 5;
+
+    public sealed record Outcome(int TcpOut, int UdpOut, int SshIn, int WebIn, int UnsolicitedReceived, bool ErrorRefused,
+        (ulong Established, ulong Ssh, ulong Policy) AfterConversations, (ulong Established, ulong Ssh, ulong Policy) AfterUnsolicited,
+        (ulong Established, ulong Ssh, ulong Policy) AfterError)
+    {
+        /// <summary>Flows: two out, two in, the unsolicited packets, the refused datagram.</summary>
+        public int Conversations => 4 + Unsolicited + 1;
+    }
+
+    public Outcome Run(Func<(ulong, ulong, ulong)>? counts)
+    {
+        counts ??= () => default;
         using var outsideTcp = Conversation.TcpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 8080);
         using var outsideUdp = Conversation.UdpEchoServer(sandbox.Sender, Sandbox.SenderAddress, 5353);
         using var ssh = Conversation.TcpEchoServer(sandbox.Receiver, Sandbox.ReceiverAddress, 22);
         using var web = Conversation.TcpEchoServer(sandbox.Receiver, Sandbox.ReceiverAddress, 80);
 
-        // The protected host's own conversations out: every reply comes back in.
+        // The protected host's own conversations out: every reply must come back in.
         int tcpOut = Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 5);
         int udpOut = Conversation.UdpEcho(sandbox.Receiver, Sandbox.ReceiverAddress, Sandbox.SenderAddress, 5353, rounds: 5);
-        Assert.Equal((5, 5), (tcpOut, udpOut));
-
         // From outside: port 22 answers, port 80 never does (its SYN is dropped: no reset, no accept).
-        Assert.Equal(5, Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 22, rounds: 5));
-        Assert.Equal(-1, Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 80, rounds: 1, connectTimeout: TimeSpan.FromMilliseconds(600)));
-        var afterConversations = Counts();
-        Assert.True(afterConversations.Ssh >= 1, $"the SYN to port 22 was counted as new: {afterConversations}");
-        Assert.True(afterConversations.Established >= 20, $"replies and the rest of each conversation were established: {afterConversations}");
-        Assert.True(afterConversations.Policy >= 1, $"the SYN to port 80 met the policy: {afterConversations}");
+        int sshIn = Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 22, rounds: 5);
+        int webIn = Conversation.TcpEcho(sandbox.Sender, Sandbox.ReceiverAddress, 80, rounds: 1, connectTimeout: TimeSpan.FromMilliseconds(600));
+        Thread.Sleep(100); // the last FINs and ACKs
+        var afterConversations = counts();
 
         // Unsolicited packets that pretend to be replies, from the outside host's own address and ports.
         using var listener = Sandbox.UdpSocketIn(sandbox.Receiver, Sandbox.ReceiverAddress, 5300);
         using var raw = Conversation.RawSocket(sandbox.Sender);
-        var fakes = new[]
-        {
+        byte[][] fakes =
+        [
             Conversation.Tcp(Sandbox.SenderAddress, 8080, Sandbox.ReceiverAddress, 31000, TcpFlags.Syn | TcpFlags.Ack),
             Conversation.Tcp(Sandbox.SenderAddress, 8080, Sandbox.ReceiverAddress, 31000, TcpFlags.Ack),
             Conversation.Tcp(Sandbox.SenderAddress, 80, Sandbox.ReceiverAddress, 31001, TcpFlags.Rst | TcpFlags.Ack),
             Conversation.Udp(Sandbox.SenderAddress, 5353, Sandbox.ReceiverAddress, 5300),
             // An ICMP port unreachable about a datagram 5300 -> 7777 that the protected host never sent.
             Conversation.PortUnreachable(Sandbox.SenderAddress, Sandbox.ReceiverAddress, quotedSourcePort: 5300, quotedDestinationPort: 7777),
-        };
+        ];
         foreach (var fake in fakes) Conversation.SendRaw(raw, fake);
         Thread.Sleep(150);
-        var afterFakes = Counts();
-        Assert.Equal(0, Sandbox.Drain(listener));
-        Assert.Equal((afterConversations.Established, afterConversations.Ssh, afterConversations.Policy + (ulong)fakes.Length), afterFakes);
+        var afterUnsolicited = counts();
+        int unsolicitedReceived = Sandbox.Drain(listener);
 
         // ICMP errors about the protected host's own flows come in as related: a connected UDP socket hears "refused".
         bool refused = Conversation.UdpRefused(sandbox.Receiver, Sandbox.ReceiverAddress, Sandbox.SenderAddress, 7);
-        var afterError = Counts();
-        Assert.True(refused, "the port unreachable for the protected host's own datagram came in");
-        Assert.Equal(afterFakes.Established + 1, afterError.Established);
-        Assert.Equal(afterFakes.Policy, afterError.Policy);
-
-        output.WriteLine($"{hook.ToName()}: tcp out {tcpOut} round trips, udp out {udpOut}, ssh in 5, web in refused; "
-            + $"{fakes.Length} unsolicited dropped; related ICMP error passed; counters established {afterError.Established}, ssh {afterError.Ssh}, "
-            + $"policy {afterError.Policy}; {clock.ElapsedMilliseconds} ms");
+        return new Outcome(tcpOut, udpOut, sshIn, webIn, unsolicitedReceived, refused, afterConversations, afterUnsolicited, counts());
     }
 }
 

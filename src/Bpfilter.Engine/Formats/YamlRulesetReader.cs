@@ -46,7 +46,7 @@ public static class YamlRulesetReader
     private static readonly string[] RulesetKeys = ["bpfilter", "name", "chains"];
     private static readonly string[] ChainKeys = ["name", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules"];
     private static readonly string[] RuleKeys = ["name", "match", "action"];
-    private static readonly string[] MatchKeys = ["source", "destination", "protocol", "source-port", "destination-port"];
+    private static readonly string[] MatchKeys = ["source", "destination", "protocol", "source-port", "destination-port", "ct-state", "ct-direction"];
 
     /// <summary>
     /// Reads a ruleset file: UTF-8 (with or without a byte order mark; UTF-16 and UTF-32 with one). A missing file is a
@@ -337,9 +337,27 @@ public static class YamlRulesetReader
             var destination = Prefix("destination");
             var sourcePort = Port("source-port");
             var destinationPort = Port("destination-port");
-            var match = new Match { Source = source, Destination = destination, Protocol = protocol, SourcePort = sourcePort, DestinationPort = destinationPort };
+            var match = new Match
+            {
+                Source = source, Destination = destination, Protocol = protocol, SourcePort = sourcePort, DestinationPort = destinationPort,
+                CtState = Optional(map, "ct-state") is { } state ? ReadCtState(state) : null,
+                CtDirection = Optional(map, "ct-direction") is { } direction ? Guard(direction, () => CtDirectionNames.Parse(Scalar(direction, "ct-direction"))) : null,
+            };
             Guard(node, () => { match.Validate(); return match; }, map);
             return match;
+        }
+
+        /// <summary>ct-state: "established,related" or "!new", or a list of states ([established, related]; "!" before the first negates all).</summary>
+        private CtStateMatch ReadCtState(YamlNode node)
+        {
+            if (node is YamlSequenceNode list)
+            {
+                var names = list.Children.Select(n => Scalar(n, "ct-state")).ToList();
+                return Guard(node, () => CtStateMatch.Parse(names));
+            }
+            if (!node.Tag.IsEmpty)
+                throw Error(node, $"ct-state: YAML reads an unquoted {node.Tag.Value} as a tag: write \"{node.Tag.Value}\" in quotes to negate");
+            return Guard(node, () => CtStateMatch.Parse(Scalar(node, "ct-state")));
         }
 
         private ushort ParsePort(YamlNode node, string key)

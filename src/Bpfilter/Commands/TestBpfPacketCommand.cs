@@ -81,6 +81,16 @@ public sealed class TestBpfPacketCommand : PSCmdlet
     [Parameter]
     public SwitchParameter Kernel { get; set; }
 
+    [Parameter]
+    [ArgumentCompleter(typeof(CtStateCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? CtState { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(CtDirectionCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? CtDirection { get; set; }
+
     protected override void ProcessRecord()
     {
         try
@@ -94,14 +104,28 @@ public sealed class TestBpfPacketCommand : PSCmdlet
                 hook = parsed;
             }
             var chain = Simulator.SelectChain(Ruleset!, Chain, hook);
+            CtStates? ctState = CtState is null ? null : Parsed(nameof(CtState), () => CtStateNames.ParseOne(CtState));
+            CtDirection? ctDirection = CtDirection is null ? null : Parsed(nameof(CtDirection), () => CtDirectionNames.Parse(CtDirection));
             var result = ParameterSetName == BytesSet
-                ? Simulator.Test(Ruleset!, chain, Packet, Kernel)
-                : Simulator.Test(Ruleset!, chain, Fields(), Kernel);
+                ? Simulator.Test(Ruleset!, chain, Packet, Kernel, ctState, ctDirection)
+                : Simulator.Test(Ruleset!, chain, Fields(), Kernel, ctState, ctDirection);
             WriteObject(result);
         }
         catch (BpfilterException e)
         {
             WriteError(ErrorRecords.From(e, Ruleset));
+        }
+    }
+
+    private static T Parsed<T>(string parameter, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (RulesetValidationException e)
+        {
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument, $"-{parameter}: {e.Message}");
         }
     }
 
