@@ -350,14 +350,22 @@ public static class YamlRulesetReader
         /// <summary>ct-state: "established,related" or "!new", or a list of states ([established, related]; "!" before the first negates all).</summary>
         private CtStateMatch ReadCtState(YamlNode node)
         {
-            if (node is YamlSequenceNode list)
+            if (node is not YamlSequenceNode list) return Guard(node, () => CtStateMatch.Parse(CtStateText(node)));
+            // Each state on its own first, so that an error points at the one that is wrong.
+            var names = list.Children.Select(child =>
             {
-                var names = list.Children.Select(n => Scalar(n, "ct-state")).ToList();
-                return Guard(node, () => CtStateMatch.Parse(names));
-            }
+                var text = CtStateText(child);
+                Guard(child, () => CtStateMatch.Parse(text));
+                return text;
+            }).ToList();
+            return Guard(node, () => CtStateMatch.Parse(names));
+        }
+
+        private string CtStateText(YamlNode node)
+        {
             if (!node.Tag.IsEmpty)
                 throw Error(node, $"ct-state: YAML reads an unquoted {node.Tag.Value} as a tag: write \"{node.Tag.Value}\" in quotes to negate");
-            return Guard(node, () => CtStateMatch.Parse(Scalar(node, "ct-state")));
+            return Scalar(node, "ct-state");
         }
 
         private ushort ParsePort(YamlNode node, string key)

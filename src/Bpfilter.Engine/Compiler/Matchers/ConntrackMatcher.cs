@@ -78,9 +78,13 @@ internal static class ConntrackMatcher
     /// <summary>Keeps the context (r1 at entry) on the stack for <see cref="EmitState"/>.</summary>
     public static void SaveContext(Assembler asm) => asm.Store(Size.DoubleWord, Register.R10, PacketRecord.CtContext, Register.R1);
 
-    /// <summary>Fills the record's state and direction; runs once, after the parser. Uses r0–r6 and r9.</summary>
+    /// <summary>
+    /// Fills the record's state and direction; runs once, after the parser. Uses r0–r6 and r9. At a hook that knows
+    /// no state it emits nothing: the rule that asks is refused with the rule's own name (MatchNotAtHook).
+    /// </summary>
     public static void EmitState(Assembler asm, HookFlavour hook, Chain chain)
     {
+        if (SourceOf(chain.Hook) == ConntrackSource.None) return;
         if (chain.Hook is Hook.NfPrerouting or Hook.NfOutput && chain.Priority is int priority && priority - 1 <= ConntrackPriority)
             throw new BpfilterException("CtStateBeforeConntrack", FailureCategory.InvalidData,
                 $"chain '{chain.Name}' matches on connection state at {chain.Hook.ToName()} with priority {priority}, but conntrack runs there at "
@@ -92,11 +96,9 @@ internal static class ConntrackMatcher
             case ConntrackSource.Attached:
                 EmitAttached(asm, chain.Hook, done);
                 break;
-            case ConntrackSource.Lookup:
+            default:
                 EmitLookup(asm, hook, chain.Hook == Hook.Xdp ? "bpf_xdp_ct_lookup" : "bpf_skb_ct_lookup", done);
                 break;
-            default:
-                throw new InvalidOperationException($"{chain.Hook.ToName()} knows no connection state");
         }
         asm.Mark(done);
     }
