@@ -10,7 +10,7 @@
 Set-StrictMode -Version Latest
 
 # The deciders as Get-BpfCounter names their rows, for -ByRule and for messages.
-$script:DeciderNames = @{ Policy = '(policy)'; NotIpv4 = '(not ipv4)'; Malformed = '(malformed)' }
+$script:DeciderNames = @{ Policy = '(policy)'; NotIp = '(not ip)'; Malformed = '(malformed)' }
 
 function Get-BpfDeciderName($Result) {
     if ($Result.Rule) { return $Result.Rule }
@@ -22,7 +22,7 @@ function Format-BpfDecision($Decision, $Evaluated) {
     $by = switch ($Decision.DecidedBy.ToString()) {
         'Rule' { "by rule $($Decision.Position) '$($Decision.Rule)'" }
         'Policy' { 'by the policy' }
-        'NotIpv4' { 'as not IPv4' }
+        'NotIp' { 'as not IP' }
         default { 'as malformed' }
     }
     $tried = if ($null -ne $Evaluated) { if (@($Evaluated).Count -gt 0) { " (rules tried: $(@($Evaluated) -join ', '))" } else { ' (no rule tried)' } } else { '' }
@@ -35,7 +35,7 @@ function Test-BpfVerdictOperator($ActualValue, [switch] $Negate, $ExpectedValue,
     Checks the verdict of a Test-BpfPacket result (and with -ByRule, which rule or row decided it).
     .DESCRIPTION
     Succeeds when the result's Verdict is ExpectedValue (Accept or Drop) and, with -ByRule, the deciding rule has that
-    name; -ByRule also takes '(policy)', '(not ipv4)' and '(malformed)'. A result made with -Kernel must also have the
+    name; -ByRule also takes '(policy)', '(not ip)' and '(malformed)'. A result made with -Kernel must also have the
     kernel agree with the interpreter: a disagreement fails the assertion, with -Not too.
     .EXAMPLE
     Test-BpfPacket -Ruleset $ruleset -Protocol tcp -DestinationPort 23 | Should -BeVerdict Drop -ByRule no-telnet

@@ -13,6 +13,7 @@
     NestedModules        = @('Bpfilter.Loader.dll', 'Bpfilter.Testing.psm1')
     CmdletsToExport      = @(
         'Import-BpfRuleset'
+        'Export-BpfRuleset'
         'New-BpfRule'
         'Get-BpfChain'
         'Publish-BpfProgram'

@@ -37,13 +37,17 @@ function Invoke-Native([string] $Command, [string[]] $Arguments) {
 }
 
 function Install-Prerequisites {
-    # Namespaces and veth pairs come from iproute2; a bare machine may lack it.
-    if (-not (Get-Command ip -ErrorAction Ignore)) {
-        if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the 'ip' command (iproute2) is missing and apt-get is not available to install it" }
-        Write-Host 'Installing iproute2 ...'
-        Invoke-Native apt-get @('update', '-qq')
-        Invoke-Native apt-get @('install', '-y', '-qq', 'iproute2')
-    }
+    # Namespaces and veth pairs come from iproute2; the iptables tests restore and save dumps with iptables-restore and
+    # iptables-save; the privilege and error tests drop capabilities with setpriv and hide mounts in a namespace of their
+    # own with unshare, mount and umount. A bare machine may lack them.
+    $needed = [ordered]@{ ip = 'iproute2'; 'iptables-restore' = 'iptables'; setpriv = 'util-linux'; unshare = 'util-linux'; mount = 'mount'; umount = 'mount' }
+    $missing = @($needed.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
+    if ($missing.Count -eq 0) { return }
+    $packages = @($missing | ForEach-Object { $needed[$_] } | Select-Object -Unique)
+    if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "$($missing -join ', ') missing ($($packages -join ', ')), and apt-get is not available to install them" }
+    Write-Host "Installing $($packages -join ', ') ..."
+    Invoke-Native apt-get @('update', '-qq')
+    Invoke-Native apt-get (@('install', '-y', '-qq') + $packages)
 }
 
 function Assert-Root([string] $What) {
@@ -65,6 +69,8 @@ function Invoke-Build {
     Get-ChildItem $bin -Filter *.dll | Where-Object Name -NE 'Bpfilter.dll' | Copy-Item -Destination $dependencies
     Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1 $ModuleDir
     Copy-Item en-US $ModuleDir -Recurse
+    # The JSON schema of the YAML format, for editors (about_Bpfilter_Rulesets, EDITORS).
+    Copy-Item src/Bpfilter/Schema $ModuleDir -Recurse
     Write-Host "Module assembled in $ModuleDir"
 }
 

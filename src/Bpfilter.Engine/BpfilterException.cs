@@ -13,6 +13,7 @@ public enum FailureCategory
     InvalidOperation,
     DeviceError,
     NotImplemented,
+    SecurityError,
 }
 
 /// <summary>

@@ -29,6 +29,7 @@ internal static class ErrorRecords
         FailureCategory.InvalidOperation => ErrorCategory.InvalidOperation,
         FailureCategory.DeviceError => ErrorCategory.DeviceError,
         FailureCategory.NotImplemented => ErrorCategory.NotImplemented,
+        FailureCategory.SecurityError => ErrorCategory.SecurityError,
         _ => ErrorCategory.NotSpecified,
     };
 }

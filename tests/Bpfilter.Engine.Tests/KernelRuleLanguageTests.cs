@@ -121,4 +121,66 @@ public sealed class KernelRuleLanguageTests
         Assert.Equal(expected, interpreted);
         Assert.Equal(expected, inKernel);
     }
+
+    [Theory]
+    [InlineData(Hook.Xdp, true, false, false)]
+    [InlineData(Hook.TcIngress, true, false, true)]
+    [InlineData(Hook.TcEgress, false, true, true)]
+    [InlineData(Hook.NfInput, true, false, true)]
+    [InlineData(Hook.NfForward, true, true, true)]
+    [InlineData(Hook.NfOutput, false, true, true)]
+    [InlineData(Hook.CgroupIngress, true, false, true)]
+    [InlineData(Hook.CgroupEgress, false, true, true)]
+    public void Interfaces_and_marks_match_where_the_hook_knows_them_and_are_refused_where_not(Hook hook, bool seesIn, bool seesOut, bool seesMark)
+    {
+        Chain ChainWith(Match match) => new("C", hook, hook is Hook.Xdp or Hook.TcIngress or Hook.TcEgress ? "lo" : null, Verdict.Accept,
+            [new Rule("r", match, Verdict.Drop)], cgroup: hook.Target() == HookTarget.Cgroup ? "bpft-x" : null);
+        var packet = V4("10.9.9.9", Udp, 9);
+        void Check(bool sees, Match match, PacketContext hit, PacketContext miss)
+        {
+            var chain = ChainWith(match);
+            var ruleset = new Ruleset("ifaces", [chain]);
+            if (!sees)
+            {
+                var e = Assert.Throws<BpfilterException>(() => Simulator.Test(ruleset, chain, packet, context: hit));
+                Assert.Equal("MatchNotAtHook", e.ErrorId);
+                Assert.Contains($"at {hook.ToName()}", e.Message);
+                return;
+            }
+            Assert.Equal(Decider.Rule, Simulator.Test(ruleset, chain, packet, context: hit).DecidedBy);
+            Assert.Equal(Decider.Policy, Simulator.Test(ruleset, chain, packet, context: miss).DecidedBy);
+        }
+        Check(seesIn, new Match { InInterface = new InterfaceMatch("bpft-in0") }, new PacketContext(InInterface: "bpft-in0"), new PacketContext(InInterface: "bpft-in1"));
+        Check(seesIn, new Match { InInterface = new InterfaceMatch("bpft-in0", negated: true) }, new PacketContext(InInterface: "bpft-in1"), new PacketContext(InInterface: "bpft-in0"));
+        Check(seesOut, new Match { OutInterface = new InterfaceMatch("bpft-out0") }, new PacketContext(OutInterface: "bpft-out0"), new PacketContext(OutInterface: "bpft-out1"));
+        Check(seesMark, new Match { Mark = new MarkMatch(0x10, 0xf0) }, new PacketContext(Mark: 0x1f), new PacketContext(Mark: 0x2f));
+    }
+
+    [Fact]
+    public void The_kernel_test_run_cannot_take_an_interface_KernelContextUnsupported()
+    {
+        var ruleset = Language(Hook.NfInput);
+        var e = Assert.Throws<BpfilterException>(() => Simulator.Test(ruleset, ruleset.Chains[0], V4("10.9.9.9", Udp, 9), kernel: true, context: new PacketContext(InInterface: "lo")));
+        Assert.Equal(("KernelContextUnsupported", FailureCategory.InvalidArgument), (e.ErrorId, e.Category));
+    }
+
+    [Fact]
+    public void A_kernel_struct_member_that_is_not_there_is_BtfMemberMissing()
+    {
+        Assert.True(Kernel.Btf.MemberOffset("sk_buff", "mark") > 0);
+        var e = Assert.Throws<BpfilterException>(() => Kernel.Btf.MemberOffset("net_device", "bpft_no_such_member"));
+        Assert.Equal(("BtfMemberMissing", FailureCategory.NotImplemented), (e.ErrorId, e.Category));
+    }
+
+    [Fact]
+    public void Jumps_that_copy_a_long_user_chain_past_the_kernel_limit_are_ProgramTooLarge()
+    {
+        var body = Enumerable.Range(0, 1000).Select(i => new Rule(null, new Match { Protocol = new(Udp), DestinationPort = PortMatch.Single((ushort)i) }, Verdict.Continue)).ToList();
+        var jumps = Enumerable.Range(0, 100).Select(i => new Rule(null, new Match { Protocol = new(Tcp), DestinationPort = PortMatch.Single((ushort)i) }, Verdict.Jump("LONG"))).ToList();
+        var chain = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept, jumps);
+        var ruleset = new Ruleset("big", [chain], userChains: [new UserChain("LONG", body)]);
+        var e = Assert.Throws<BpfilterException>(() => Compiler.ChainCompiler.Compile(ruleset, chain, Compiler.CompileOptions.Simulation));
+        Assert.Equal(("ProgramTooLarge", FailureCategory.InvalidData), (e.ErrorId, e.Category));
+        Assert.Contains("every jump copies the user chain", e.Message);
+    }
 }

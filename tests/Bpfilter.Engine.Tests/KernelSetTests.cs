@@ -36,8 +36,11 @@ public sealed class KernelSetTests : IDisposable
             new Rule("blocked", new Match { Protocol = new(IpProtocol.Udp), Source = AddressMatch.InSet("blocked") }, Verdict.Drop),
             new Rule("ports", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.InSet("ports") }, Verdict.Drop),
         ]);
-        Publisher.Publish(new Ruleset(_deployment, [chain], sets: [blocked, ports]), new PublishOptions(_sandbox.Receiver));
+        var ruleset = new Ruleset(_deployment, [chain], sets: [blocked, ports]);
+        Publisher.Publish(ruleset, new PublishOptions(_sandbox.Receiver));
         var programId = Deployments.Programs(_deployment).Single().ProgramId;
+        var kept = Deployments.PublishedRuleset(_deployment);
+        Assert.Equal((ruleset.Chains, ruleset.Sets), (kept.Chains, kept.Sets)); // the manifest keeps what was published
         using var socket = _sandbox.BindUdp(9000);
         using var ranged = _sandbox.BindUdp(7005);
 
@@ -108,5 +111,33 @@ public sealed class KernelSetTests : IDisposable
         Assert.Empty(DeploymentLog.Read(_deployment)); // read once
         var counters = Deployments.Counters(_deployment);
         Assert.Equal((3UL, 3UL), (counters.Single(c => c.Rule == "note-udp").Packets, counters.Single(c => c.Rule == "drop-it").Packets));
+    }
+
+    [Fact]
+    public void In_interface_at_nf_input_is_read_through_the_hook_state()
+    {
+        var chain = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept,
+        [
+            new Rule("not-from-lo", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9200), InInterface = new InterfaceMatch("lo") }, Verdict.Accept),
+            new Rule("from-veth", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.Single(9200), InInterface = new InterfaceMatch(_sandbox.ReceiverInterface) }, Verdict.Drop),
+        ]);
+        Publisher.Publish(new Ruleset(_deployment, [chain]), new PublishOptions(_sandbox.Receiver));
+        using var socket = _sandbox.BindUdp(9200);
+        _sandbox.SendUdp(9200, 3);
+        Assert.Equal(0, Sandbox.Drain(socket));
+        var counters = Deployments.Counters(_deployment);
+        Assert.Equal((0UL, 3UL), (counters.Single(c => c.Rule == "not-from-lo").Packets, counters.Single(c => c.Rule == "from-veth").Packets));
+    }
+
+    [Fact]
+    public void A_set_that_would_pass_65536_entries_is_SetFull_and_unchanged()
+    {
+        var ports = new NamedSet("ports", SetType.Port, [SetElement.Parse(SetType.Port, "1-65535")]);
+        var chain = new Chain("INPUT", Hook.NfInput, null, Verdict.Accept,
+            [new Rule("ports", new Match { Protocol = new(IpProtocol.Udp), DestinationPort = PortMatch.InSet("ports") }, Verdict.Drop)]);
+        Publisher.Publish(new Ruleset(_deployment, [chain], sets: [ports]), new PublishOptions(_sandbox.Receiver));
+        var e = Assert.Throws<BpfilterException>(() => DeploymentSets.Add(_deployment, "ports", ["1000-2000"]));
+        Assert.Equal(("SetFull", FailureCategory.InvalidData), (e.ErrorId, e.Category));
+        Assert.Equal(["1-65535"], DeploymentSets.Get(_deployment).Single().Elements.Select(x => x.ToString()));
     }
 }

@@ -194,6 +194,61 @@ public sealed class KernelStatefulTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(-1, Conversation.TcpEcho(sandbox.Receiver, Sandbox.SenderAddress, 8080, rounds: 1, connectTimeout: TimeSpan.FromMilliseconds(600)));
     }
 
+    [Fact]
+    public void A_table_of_its_name_that_another_process_owns_fails_the_publish_and_the_unpublish_clearly()
+    {
+        using var sandbox = NewSandbox();
+        var table = DeploymentConntrack.TableName(_deployment);
+        var server = new Ruleset(_deployment, [ServerChain(Hook.NfInput, sandbox)]);
+        using (var owner = OwnedTable(sandbox.Receiver, table))
+        {
+            var e = Assert.Throws<BpfilterException>(() => Publisher.Publish(server, new PublishOptions(sandbox.Receiver)));
+            Assert.Equal(("ConntrackUnavailable", FailureCategory.ResourceUnavailable), (e.ErrorId, e.Category));
+            Assert.Contains("another process owns", e.Message);
+            Assert.DoesNotContain(_deployment, Deployments.Names()); // nothing stayed behind
+        }
+
+        Publisher.Publish(server, new PublishOptions(sandbox.Receiver));
+        Assert.True(NetworkNamespace.Run(sandbox.Receiver, () => NfTables.DeleteTable(table)));
+        using (var owner = OwnedTable(sandbox.Receiver, table))
+        {
+            var e = Assert.Throws<BpfilterException>(() => Deployments.Unpublish(_deployment));
+            Assert.Equal(("ConntrackNotReleased", FailureCategory.InvalidOperation), (e.ErrorId, e.Category));
+            Assert.DoesNotContain(_deployment, Deployments.Names()); // the deployment is gone all the same
+        }
+        Assert.False(NetworkNamespace.Run(sandbox.Receiver, () => NfTables.TableExists(table)));
+    }
+
+    /// <summary>
+    /// A table that an 'nft -i' process creates with the owner flag: only its netlink socket may change it, and it goes
+    /// when that process ends (on dispose).
+    /// </summary>
+    private static IDisposable OwnedTable(string ns, string table)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "netns", "exec", ns, "nft", "-i" }) start.ArgumentList.Add(a);
+        var nft = Process.Start(start)!;
+        nft.StandardInput.WriteLine($"add table inet {table} {{ flags owner; }}");
+        nft.StandardInput.Flush();
+        var clock = Stopwatch.StartNew();
+        while (!NetworkNamespace.Run(ns, () => NfTables.TableExists(table)))
+        {
+            if (clock.Elapsed > TimeSpan.FromSeconds(5)) throw new InvalidOperationException($"nft -i made no table: {nft.StandardError.ReadToEnd()}");
+            Thread.Sleep(20);
+        }
+        return new Owner(nft);
+    }
+
+    private sealed class Owner(Process nft) : IDisposable
+    {
+        public void Dispose()
+        {
+            nft.StandardInput.Close();
+            nft.WaitForExit(5000);
+            nft.Dispose();
+        }
+    }
+
     private Dictionary<string, ulong> ByRule() =>
         Deployments.Counters(_deployment).Where(c => c.Kind == CounterKind.Rule).ToDictionary(c => c.Rule, c => c.Packets);
 

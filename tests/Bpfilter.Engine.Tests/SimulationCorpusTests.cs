@@ -62,7 +62,7 @@ public sealed class SimulationCorpusTests(ITestOutputHelper output)
                     {
                         var decision = simulator.Run(packet.AsSpan(0, length)).Decision;
                         decided[decision.DecidedBy] = decided.GetValueOrDefault(decision.DecidedBy) + 1;
-                        if (stateful) simulator.Run(packet.AsSpan(0, length), generate.Conntrack());
+                        if (stateful) simulator.Run(packet.AsSpan(0, length), conntrack: generate.Conntrack());
                     }
                     catch (Exception e) when (e is InterpreterException or BpfilterException)
                     {

@@ -324,6 +324,8 @@ internal sealed class YamlFuzzer(int seed, IReadOnlyList<string> corpus)
         "-", "--", "?", ":", "&x", "*x", "!x", "#", "@", "`", "%", "|", ">", "'", "\"", "\\", "tc", "xdp ", "nf-input\n",
         "cgroup-ingress", "/", "..", "/a/../b", "eth0:1", "a/b", "a b", new string('9', 400), new string('a', 65),
         new string('x', 4096), new string('y', 4097), new string('n', 30), new string('d', 33),
+        "!!x", "!@x", "@blocklist", "@9", "1000-", "-1000", "65535-0", "0xffffffff/0x", "0x", "5/", "/second", "SYN,ACK", "syn",
+        "SYN ACK FIN", "echo-request", "not-first", "ipv6", "2001:db8::/129", "::ffff:1.2.3.4", "fe80::1%eth0", "ipv4-net",
     ];
 
     private static Y HostileNode(Random rng) => rng.Next(10) switch
@@ -337,7 +339,9 @@ internal sealed class YamlFuzzer(int seed, IReadOnlyList<string> corpus)
 
     private static readonly string[] AllKeys =
         ["bpfilter", "name", "chains", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules", "match",
-         "action", "source", "destination", "protocol", "source-port", "destination-port", "Name", "actions", "<<", "", "ports"];
+         "action", "source", "destination", "protocol", "source-port", "destination-port", "Name", "actions", "<<", "", "ports",
+         "sets", "type", "elements", "family", "in-interface", "out-interface", "tcp-flags", "icmp-type", "icmp-code", "length",
+         "fragment", "dscp", "ttl", "hop-limit", "mark", "limit", "not", "mask", "set", "rate", "burst", "jump", "goto", "log", "reject"];
 
     private static void Collect(Y node, List<Y> into)
     {

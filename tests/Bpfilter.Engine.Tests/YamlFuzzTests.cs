@@ -68,7 +68,9 @@ public sealed class YamlFuzzTests(ITestOutputHelper output)
     {
         var seconds = Seconds();
         var seed = Seed();
-        var fuzzer = new YamlFuzzer(seed, [File.ReadAllText(Samples.DemoPath)]);
+        // The corpus: the demo, and canonical texts of the whole rule language (sets, user chains, every match and verdict).
+        var generated = new RulesetGenerator(seed);
+        var fuzzer = new YamlFuzzer(seed, [File.ReadAllText(Samples.DemoPath), .. Enumerable.Range(0, 32).Select(_ => YamlRulesetWriter.Write(generated.Ruleset()))]);
         var scratch = Path.Combine(Path.GetTempPath(), $"bpft-yaml-fuzz-{Environment.ProcessId}.yaml");
         var stats = new Stats();
         var failures = new List<string>();

@@ -154,10 +154,15 @@ public sealed class YamlHardeningTests
     [InlineData(Header + "      - { name: { a: b }, action: drop }\n", 8, 17, "name must be a single value, not a mapping")]
     [InlineData(Header + "      - { match: [source], action: drop }\n", 8, 18, "match must be a mapping of keys to values, not a list")]
     [InlineData(Header + "      - { match: tcp, action: drop }\n", 8, 18, "match must be a mapping of keys to values, not 'tcp'")]
-    [InlineData(Header + "      - { match: { source: { a: b } }, action: drop }\n", 8, 28, "source must be a single value, not a mapping")]
+    [InlineData(Header + "      - { match: { source: { a: b } }, action: drop }\n", 8, 30, "'a' is not a key of source: a mapping here negates, as source: { not: VALUE }")]
+    [InlineData(Header + "      - { match: { source: { not: { a: b } } }, action: drop }\n", 8, 35, "source must be a single value, not a mapping")]
+    [InlineData(Header + "      - { match: { source: [[10.0.0.1]] }, action: drop }\n", 8, 29, "source must be a single value, not a list")]
     [InlineData(Header + "      - { match: { protocol: [tcp] }, action: drop }\n", 8, 30, "protocol must be a single value, not a list")]
-    [InlineData(Header + "      - { match: { protocol: tcp, destination-port: [23] }, action: drop }\n", 8, 53, "destination-port must be a single value, not a list")]
-    [InlineData(Header + "      - { action: [drop] }\n", 8, 19, "action must be a single value, not a list")]
+    [InlineData(Header + "      - { match: { protocol: tcp, destination-port: [[23]] }, action: drop }\n", 8, 54, "destination-port must be a single value, not a list")]
+    [InlineData(Header + "      - { match: { protocol: tcp, tcp-flags: [syn] }, action: drop }\n", 8, 46, "tcp-flags must be a single value, not a list")]
+    [InlineData(Header + "      - { match: { limit: [5/second] }, action: drop }\n", 8, 27, "limit must be a single value, not a list")]
+    [InlineData(Header + "      - { action: [drop] }\n", 8, 19, "action must be a verdict such as drop, or a mapping of one key such as { jump: CHAIN }, not a list")]
+    [InlineData(Header + "      - { action: { jump: [A] } }\n", 8, 27, "jump must be a single value, not a list")]
     [InlineData(Header + "      - { action: 1 }\n", 8, 19, "'1' is not a verdict: use accept, drop")]
     public void Wrong_type_at_any_level_is_refused_at_the_value(string text, long line, long column, string message) =>
         Fails(text, line, column, message);

@@ -90,6 +90,7 @@ public sealed class CmdletBindingTests : IDisposable
 
     [Theory]
     [InlineData("Import-BpfRuleset", "Bpfilter.Engine.Rules.Ruleset")]
+    [InlineData("Export-BpfRuleset", "System.String")]
     [InlineData("New-BpfRule", "Bpfilter.Engine.Rules.Rule")]
     [InlineData("Publish-BpfProgram", "Bpfilter.Engine.Deployment.DeploymentInfo")]
     [InlineData("Get-BpfCounter", "Bpfilter.Engine.Deployment.CounterRow")]

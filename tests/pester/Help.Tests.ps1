@@ -1,4 +1,4 @@
-# Every exported cmdlet has real help (en-US/Bpfilter.dll-Help.xml), and about_Bpfilter is found.
+# Every exported cmdlet has real help (en-US/Bpfilter.dll-Help.xml), and every about topic the module ships is found.
 # Needs no privileges: it only reads help. The module comes from $env:BPFILTER_MODULE (set by build.ps1 Test),
 # or from out/Bpfilter after 'dotnet pwsh ./build.ps1 Build'.
 
@@ -7,6 +7,8 @@ BeforeDiscovery {
     Import-Module $modulePath -Force -ErrorAction Stop
     $cmdlets = @(Get-Command -Module Bpfilter -CommandType Cmdlet | ForEach-Object { @{ Name = $_.Name } })
     if ($cmdlets.Count -eq 0) { throw "the module at $modulePath exports no cmdlets" }
+    $topics = @(Get-ChildItem -Path (Join-Path (Split-Path $modulePath) 'en-US') -Filter 'about_*.help.txt' |
+        ForEach-Object { @{ Topic = $_.Name -replace '\.help\.txt$', '' } })
 }
 
 Describe 'Bpfilter help' {
@@ -53,6 +55,21 @@ Describe 'Bpfilter help' {
         }
 
         $problems -join '; ' | Should -BeNullOrEmpty -Because "Get-Help $Name should show the help in en-US/Bpfilter.dll-Help.xml"
+    }
+
+    It 'ships the reference topics of the module' {
+        $shipped = @(Get-ChildItem -Path (Join-Path (Split-Path (Get-Module Bpfilter).Path) 'en-US') -Filter 'about_*.help.txt' | ForEach-Object { $_.Name -replace '\.help\.txt$', '' })
+        foreach ($topic in 'about_Bpfilter', 'about_Bpfilter_Hooks', 'about_Bpfilter_Limits', 'about_Bpfilter_Rulesets', 'about_Bpfilter_Testing') {
+            $shipped | Should -Contain $topic
+        }
+    }
+
+    It 'finds <Topic> with a synopsis, and its name in its own TOPIC line' -ForEach $topics {
+        $about = Get-Help -Name $Topic -ErrorAction Stop
+        @($about).Count | Should -Be 1
+        $about.Category | Should -Be 'HelpFile'
+        Get-Text $about.Synopsis | Should -Not -BeNullOrEmpty
+        ($about | Out-String) | Should -Match "TOPIC\s+$Topic\s"
     }
 
     It 'finds the about_Bpfilter topic' {

@@ -60,6 +60,7 @@ public static class ChainCompiler
             _count = asm.NewLabel("count");
 
             asm.BeginRegion("prologue");
+            PacketRecord.EmitClear(asm);
             bool conntrack = ConntrackMatcher.Uses(ruleset, chain);
             if (conntrack) ConntrackMatcher.SaveContext(asm);
             hook.EmitPrologue(asm, malformed);
@@ -129,8 +130,11 @@ public static class ChainCompiler
                         EmitRules(target.Name, target.Rules, j => layout.UserChainSlot(target.Name, j), back, isHooked: false);
                         asm.Jump(back);
                         break;
-                    default:
-                        throw Unsupported(chainName, i, rule, $"the {Verdict.Name(verdict.Kind)} verdict is not compiled yet");
+                    case VerdictKind.Reject:
+                        CheckReject(chainName, i, rule);
+                        CountSlot(slot);
+                        RejectWriter.Emit(asm, verdict.With);
+                        break;
                 }
                 asm.Mark(next);
             }
@@ -192,6 +196,24 @@ public static class ChainCompiler
         private Condition Ports(PortMatch match, bool source) =>
             match.Set is { } set ? SetLookup.Ports(ruleset.FindSet(set)!, match, source) : PortMatcher.For(match, source);
 
+        /// <summary>A reject needs a hook that can send, and a kind that fits the packets the rule matches.</summary>
+        private void CheckReject(string chainName, int index, Rule rule)
+        {
+            var with = rule.Verdict.With;
+            if (!hook.CanReply)
+                throw new BpfilterException("RejectNotAtHook", FailureCategory.InvalidData,
+                    $"{Describe(chainName, index, rule)}: reject cannot answer at {chain.Hook.ToName()}: "
+                    + (chain.Hook.IsNetfilter() || chain.Hook.Target() == HookTarget.Cgroup
+                        ? "programs at netfilter and cgroup hooks cannot send packets"
+                        : "only xdp rejects so far")
+                    + "; attach the chain at xdp, or drop instead");
+            if (with == RejectWith.TcpReset && rule.Match.Protocol is not { Negated: false, Protocol.Number: 6 })
+                throw new RulesetValidationException($"{Describe(chainName, index, rule)}: reject with tcp-reset needs protocol tcp", "action", index);
+            if (RejectWriter.Codes(with).V6 is null && ruleset.FamilyOf(rule) != IpFamily.Ipv4)
+                throw new RulesetValidationException(
+                    $"{Describe(chainName, index, rule)}: ICMPv6 has no {RejectWithNames.Format(with)}; limit the rule to IPv4 (family: ipv4)", "action", index);
+        }
+
         private BpfilterException NotSeen(string chainName, int index, Rule rule, string key, string what) =>
             new("MatchNotAtHook", FailureCategory.InvalidData,
                 $"{Describe(chainName, index, rule)}: {key} cannot be matched at {chain.Hook.ToName()}, which does not know {what}"
@@ -204,9 +226,6 @@ public static class ChainCompiler
             "ct-state" or "ct-direction" => "connection state is known at the netfilter hooks, tc-ingress, tc-egress and xdp; see about_Bpfilter_Stateful",
             _ => "the mark is known at tc and cgroup hooks",
         };
-
-        private static BpfilterException Unsupported(string chainName, int index, Rule rule, string what) =>
-            new("RuleNotCompiled", FailureCategory.NotImplemented, $"{Describe(chainName, index, rule)}: {what}");
 
         private static string Describe(string chainName, int index, Rule rule) =>
             $"chain '{chainName}' rule {index + 1}" + (rule.Name is null ? "" : $" '{rule.Name}'");

@@ -23,7 +23,6 @@ internal static class HeaderParser
 
     public static void Emit(Assembler asm, HookFlavour hook, Label notIp, Label malformed)
     {
-        foreach (var field in PacketRecord.Fields()) PacketRecord.Store(asm, field, 0);
         int l3 = hook.NetworkOffset;
         var ipv4 = asm.NewLabel("ipv4");
         var ipv6 = asm.NewLabel("ipv6");
@@ -194,6 +193,7 @@ internal static class HeaderParser
     /// <summary>Reads the ports and flags of TCP, the ports of UDP, the type and code of ICMP and ICMPv6, at Offset.</summary>
     private static void EmitTransport(Assembler asm, HookFlavour hook, Label done, Label malformed)
     {
+        PacketRecord.Store(asm, PacketRecord.TransportOffset, Offset);
         var tcp = asm.NewLabel("tcp");
         var udp = asm.NewLabel("udp");
         var icmp = asm.NewLabel("icmp");

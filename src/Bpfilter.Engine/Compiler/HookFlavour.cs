@@ -24,6 +24,9 @@ internal abstract class HookFlavour
     /// <summary>True when the packet has an skb, and so a mark.</summary>
     public virtual bool SeesMark => true;
 
+    /// <summary>True when the hook can answer a packet (XDP sends the rewritten packet back out with XDP_TX).</summary>
+    public virtual bool CanReply => false;
+
     /// <summary>
     /// Reads the context into the record (length, interfaces, mark) and sets up packet access. r6 keeps the context
     /// or what access needs (r6–r8 belong to the flavour until the rules start).
@@ -73,9 +76,14 @@ internal sealed class XdpFlavour : DirectAccessFlavour
     public override bool SeesInInterface => true;
     public override bool SeesOutInterface => false;
     public override bool SeesMark => false;
+    public override bool CanReply => true;
+
+    /// <summary>XDP_TX: the rewritten packet goes back out of the interface it came in on.</summary>
+    public const int Transmit = 3;
 
     public override void EmitPrologue(Assembler asm, Label malformed)
     {
+        asm.Store(Size.DoubleWord, Register.R10, PacketRecord.Context, Register.R1);
         asm.Load(Size.Word, Data, Register.R1, 0);
         asm.Load(Size.Word, DataEnd, Register.R1, 4);
         asm.Load(Size.Word, Register.R0, Register.R1, 12);

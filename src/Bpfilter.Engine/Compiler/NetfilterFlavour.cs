@@ -27,17 +27,28 @@ internal sealed class NetfilterFlavour(Hook hook) : HookFlavour
     public override int ReturnCode(VerdictKind verdict) => verdict == VerdictKind.Accept ? 1 /* NF_ACCEPT */ : 0 /* NF_DROP */;
     public override int NetworkOffset => 0;
 
-    // The hook state's devices are only readable through kernel BTF pointers, which this compiler does not use yet.
-    public override bool SeesInInterface => false;
-    public override bool SeesOutInterface => false;
-    public override bool SeesMark => false;
+    // struct nf_hook_state {u8 hook@0; u8 pf@1; struct net_device *in@8, *out@16; ...}: in is set up to forward, out from forward on.
+    public override bool SeesInInterface => hook is Hook.NfPrerouting or Hook.NfInput or Hook.NfForward;
+    public override bool SeesOutInterface => hook is Hook.NfForward or Hook.NfOutput or Hook.NfPostrouting;
 
     /// <summary>Where the kernel passes packets to this hook: for messages about what it cannot see.</summary>
     public Hook Hook => hook;
 
+    /// <summary>
+    /// Reads the devices' ifindex and the mark through the context's kernel pointers, at offsets from the running
+    /// kernel's BTF (the verifier allows such loads; it makes them fault-safe, so a NULL device reads 0).
+    /// </summary>
     public override void EmitPrologue(Assembler asm, Label malformed)
     {
-        asm.Load(Size.DoubleWord, Register.R1, Register.R1, 8); // ctx->skb
+        asm.Mov(Register.R6, Register.R1);
+        asm.Load(Size.DoubleWord, Register.R2, Register.R6, 0); // ctx->state
+        short ifindex = (short)Kernel.Btf.MemberOffset("net_device", "ifindex");
+        if (SeesInInterface) CopyDeviceIndex(asm, 8, ifindex, PacketRecord.InInterface);
+        if (SeesOutInterface) CopyDeviceIndex(asm, 16, ifindex, PacketRecord.OutInterface);
+        asm.Load(Size.DoubleWord, Register.R1, Register.R6, 8); // ctx->skb
+        asm.Load(Size.Word, Register.R0, Register.R1, (short)Kernel.Btf.MemberOffset("sk_buff", "mark"));
+        PacketRecord.Store(asm, PacketRecord.Mark, Register.R0);
+        asm.Load(Size.DoubleWord, Register.R1, Register.R6, 8); // ctx->skb
         asm.Mov(Register.R2, 0L);
         StackPointer(asm, Register.R3, PacketRecord.Dynptr);
         asm.CallKfunc("bpf_dynptr_from_skb");
@@ -57,6 +68,13 @@ internal sealed class NetfilterFlavour(Hook hook) : HookFlavour
         asm.Mov(Register.R4, size);
         asm.CallKfunc("bpf_dynptr_slice");
         asm.Jump(JumpOp.Jeq, Register.R0, 0, tooShort);
+    }
+
+    private static void CopyDeviceIndex(Assembler asm, short device, short ifindex, short field)
+    {
+        asm.Load(Size.DoubleWord, Register.R3, Register.R2, device);
+        asm.Load(Size.Word, Register.R0, Register.R3, ifindex);
+        PacketRecord.Store(asm, field, Register.R0);
     }
 
     private static void StackPointer(Assembler asm, Register dst, short offset)

@@ -40,25 +40,31 @@ internal static class PacketRecord
     /// <summary>Word <paramref name="index"/> (0–3) of the destination address.</summary>
     public static short DestinationAddress(int index) => (short)(DestinationAddressWord0 - 8 * index);
 
+    /// <summary>Where the transport header starts, from the first byte the hook sees (a reject rewrites it).</summary>
+    public const short TransportOffset = -212;
+
     /// <summary>The first byte below the record: scratch space for header slices and map keys starts here.</summary>
-    public const short End = -208;
+    public const short End = -216;
 
     /// <summary>Scratch: 64 bytes where netfilter's bpf_dynptr_slice copies a header that is not linear, and map keys are built.</summary>
-    public const short Buffer = -272;
+    public const short Buffer = -280;
 
     /// <summary>Netfilter's struct bpf_dynptr (16 bytes).</summary>
-    public const short Dynptr = -288;
+    public const short Dynptr = -296;
+
+    /// <summary>The context pointer, spilled by flavours that need it after the parser (a reject at XDP, the conntrack kfuncs).</summary>
+    public const short Context = -304;
 
     // Connection tracking (Matchers/ConntrackMatcher): written after the parser, only by programs whose rules ask for it.
-    public const short CtState = -292;        // one CtStates bit
-    public const short CtDirection = -300;    // ConntrackMatcher.DirectionOriginal, DirectionReply or DirectionNone
-    public const short CtContext = -312;      // u64: the program's context, kept for the conntrack kfuncs
+    public const short CtState = -308;        // one CtStates bit
+    public const short CtDirection = -316;    // ConntrackMatcher.DirectionOriginal, DirectionReply or DirectionNone
 
-    /// <summary>Every u32 field the prologue zeroes, so that no path reads a field it did not write.</summary>
-    public static IEnumerable<short> Fields()
+    /// <summary>Zeroes every field first thing, so that no path reads a field it did not write (r1, the context, is kept).</summary>
+    public static void EmitClear(Assembler asm)
     {
-        short[] scalars = [Family, Protocol, SourcePort, DestinationPort, TcpFlags, IcmpType, IcmpCode, Ttl, Dscp, Length, Fragment, Mark, InInterface, OutInterface, HasTransport];
-        return scalars.Concat(Enumerable.Range(0, 4).Select(SourceAddress)).Concat(Enumerable.Range(0, 4).Select(DestinationAddress));
+        short[] scalars = [Family, Protocol, SourcePort, DestinationPort, TcpFlags, IcmpType, IcmpCode, Ttl, Dscp, Length, Fragment, Mark, InInterface, OutInterface, HasTransport, TransportOffset];
+        foreach (var field in scalars.Concat(Enumerable.Range(0, 4).Select(SourceAddress)).Concat(Enumerable.Range(0, 4).Select(DestinationAddress)))
+            Store(asm, field, 0);
     }
 
     /// <summary>r0 = the u32 field at <paramref name="offset"/>.</summary>

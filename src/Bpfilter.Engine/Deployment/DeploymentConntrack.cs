@@ -70,7 +70,10 @@ internal static class DeploymentConntrack
         }
     }
 
-    /// <summary>Deletes the tables that the deployment's manifest, or a half-done publish's plan, lists; returns what could not be deleted.</summary>
+    /// <summary>
+    /// Deletes the tables that the deployment's manifest, or a half-done publish's plan, lists; returns what could not be
+    /// deleted. A manifest that is corrupt or cannot be trusted (another owner, a link) is passed over.
+    /// </summary>
     public static IReadOnlyList<string> ReleaseAll(string deployment)
     {
         var failures = new List<string>();
@@ -81,9 +84,9 @@ internal static class DeploymentConntrack
             {
                 manifest = ManifestStore.Read(deployment, pin);
             }
-            catch (BpfilterException e) when (e.ErrorId == "ManifestCorrupt")
+            catch (BpfilterException e) when (e.ErrorId is "ManifestCorrupt" or "PathUntrusted")
             {
-                continue;
+                continue; // what a manifest that cannot be trusted lists is not acted on: its tables, if any, stay
             }
             foreach (var where in manifest?.Conntrack ?? [])
             {

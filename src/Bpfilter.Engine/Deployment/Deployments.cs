@@ -14,22 +14,34 @@ public static class Deployments
     /// <summary>Names of every deployment pinned under /sys/fs/bpf/bpfilter, sorted.</summary>
     public static IReadOnlyList<string> Names()
     {
-        Privileges.Require(Privileges.ForReading, "Reading deployments");
+        Privileges.Require(Privileges.ForReading, "Reading deployments", asRoot: true);
         if (!BpfFs.IsMounted() || !Directory.Exists(DeploymentPaths.Root)) return [];
+        DeploymentPaths.CheckRoot();
         return Directory.EnumerateDirectories(DeploymentPaths.Root).Select(Path.GetFileName)
             .Where(Rules.Names.IsDeploymentName).Cast<string>().Order(StringComparer.Ordinal).ToList();
     }
 
     public static DeploymentInfo Get(string name)
     {
-        Privileges.Require(Privileges.ForReading, "Reading a deployment");
+        Privileges.Require(Privileges.ForReading, "Reading a deployment", asRoot: true);
         return Describe(ReadManifest(name));
+    }
+
+    /// <summary>The ruleset the deployment was last published from, as it was (set members as published, not as changed since).</summary>
+    public static Ruleset PublishedRuleset(string name)
+    {
+        Privileges.Require(Privileges.ForReading, "Reading a deployment");
+        var manifest = ReadManifest(name);
+        if (manifest.Ruleset is not { } yaml)
+            throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
+                $"deployment '{name}' was published by an earlier version of Bpfilter that kept no copy of its ruleset: publish it again");
+        return Formats.YamlRulesetReader.Read(new StringReader(yaml), $"the manifest of deployment '{name}'");
     }
 
     /// <summary>The programs of a deployment's chains, with what the kernel says about each.</summary>
     public static IReadOnlyList<DeployedProgram> Programs(string name)
     {
-        Privileges.Require(Privileges.ForReading, "Reading a deployment");
+        Privileges.Require(Privileges.ForReading, "Reading a deployment", asRoot: true);
         var manifest = ReadManifest(name);
         return manifest.Chains.Select(c =>
         {
@@ -47,7 +59,7 @@ public static class Deployments
     /// </summary>
     public static IReadOnlyList<CounterRow> Counters(string name)
     {
-        Privileges.Require(Privileges.ForReading, "Reading counters");
+        Privileges.Require(Privileges.ForReading, "Reading counters", asRoot: true);
         var manifest = ReadManifest(name);
         var rows = new List<CounterRow>();
         var userRows = new Dictionary<(string, int), (ManifestRule Rule, ulong Packets, ulong Bytes)>();
@@ -106,27 +118,47 @@ public static class Deployments
         return totals;
     }
 
+    /// <summary>
+    /// Throws PrivilegeMissing naming everything unpublishing needs (root, and what publishing needs) that this
+    /// process lacks: for callers that would otherwise first fail at reading the names, which needs less.
+    /// </summary>
+    public static void RequireUnpublishPrivileges() => Privileges.Require(Privileges.ForDeployment, "Unpublishing a deployment", asRoot: true);
+
+    /// <summary>
+    /// Throws PrivilegeMissing naming everything reading the images of a deployment's programs needs (root, CAP_BPF
+    /// and, to open a program by id, CAP_SYS_ADMIN) that this process lacks.
+    /// </summary>
+    public static void RequireImagePrivileges() =>
+        Privileges.Require([.. Privileges.ForReading, .. ProgramImage.ByIdCapabilities], "Reading the programs of a deployment", asRoot: true);
+
     /// <summary>Detaches every link of the deployment and removes its pins; a stale or half-published deployment is removed too.</summary>
     public static void Unpublish(string name)
     {
-        Privileges.Require(Privileges.ForDeployment, "Unpublishing a deployment");
+        RequireUnpublishPrivileges();
         var directory = DeploymentPaths.Directory(name);
         if (!Rules.Names.IsDeploymentName(name) || !BpfFs.IsMounted() || !Directory.Exists(directory)) throw NotFound(name);
+        DeploymentPaths.CheckRoot();
         using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), Publisher.LockTimeout);
-        // Links first, so no program runs once any pin is gone; whatever the manifest says, every pin in the directory goes.
-        foreach (var pin in Directory.EnumerateFiles(directory)) DetachIfLink(pin);
-        var conntrackLeft = DeploymentConntrack.ReleaseAll(name); // read from the manifests, so before their pins go
-        foreach (var pin in Directory.EnumerateFiles(directory)) File.Delete(pin);
-        Directory.Delete(directory);
+        if (PrivatePaths.IsSymbolicLink(directory))
+        {
+            File.Delete(directory); // a planted link to another directory: removed, and what it points to left alone
+            return;
+        }
+        // Links first, so no program runs once any pin is gone; whatever the manifest says (it is not read: it may be
+        // corrupt), every pin in the directory goes. A symbolic link is removed, never followed to another tool's link.
+        foreach (var pin in Directory.EnumerateFiles(directory).Where(p => !PrivatePaths.IsSymbolicLink(p))) DetachIfLink(pin);
+        // The conntrack tables are found through the manifests (a corrupt one is passed over), so before their pins go.
+        var conntrackLeft = DeploymentConntrack.ReleaseAll(name);
+        Directory.Delete(directory, recursive: true); // removes symbolic links as links, like 'rm -r'
         if (conntrackLeft.Count > 0)
             throw new BpfilterException("ConntrackNotReleased", FailureCategory.InvalidOperation,
                 $"deployment '{name}' is removed, but what kept connection tracking running for it could not be: {string.Join("; ", conntrackLeft)}");
     }
 
-    /// <summary>Detaches the pin if it is a link, then removes it.</summary>
+    /// <summary>Detaches the pin if it is a link, then removes it (a symbolic link is only removed).</summary>
     internal static void DetachPin(string path)
     {
-        DetachIfLink(path);
+        if (!PrivatePaths.IsSymbolicLink(path)) DetachIfLink(path);
         File.Delete(path);
     }
 
@@ -175,7 +207,7 @@ public static class Deployments
         if (!Directory.Exists(DeploymentPaths.Directory(name))) return;
         try
         {
-            Privileges.Require(Privileges.ForDeployment, "Finishing an abandoned publish");
+            Privileges.Require(Privileges.ForDeployment, "Finishing an abandoned publish", asRoot: true);
         }
         catch (BpfilterException)
         {

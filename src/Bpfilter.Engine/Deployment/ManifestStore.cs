@@ -8,7 +8,9 @@ namespace Bpfilter.Engine.Deployment;
 /// <summary>
 /// Keeps a manifest in a pinned BPF array map: bpffs holds no regular files, and a map pinned beside the
 /// links lives exactly as long as they do. Slot 0 holds a header (magic, length, SHA-256); the JSON follows
-/// in 4 KiB slots. The map is frozen once written, so user space can no longer change it.
+/// in 4 KiB slots. The map is frozen once written, so user space can no longer change it. The checksum finds a
+/// manifest that was cut short or changed; one made up whole is kept out by the directory and pin checks
+/// (<see cref="PrivatePaths"/>): only root can write where manifests are read from.
 /// </summary>
 internal static class ManifestStore
 {
@@ -47,6 +49,7 @@ internal static class ManifestStore
     /// <summary>Reads and checks the manifest pinned for <paramref name="deployment"/> (or another pin of that form); null when there is none.</summary>
     public static Manifest? Read(string deployment, string pin = DeploymentPaths.ManifestPin)
     {
+        DeploymentPaths.CheckTrusted(deployment, pin);
         using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(deployment, pin), readOnly: true);
         if (map is null) return null;
         if (map.Type != MapType.Array || map.ValueSize != SlotBytes) throw Corrupt(deployment, "its map has the wrong shape");

@@ -28,7 +28,7 @@ public static class Publisher
     {
         progress ??= _ => { };
         if (options.NetworkNamespace is { } ns) Names.CheckNamespace(ns);
-        Privileges.Require(Privileges.ForDeployment, "Publishing a ruleset");
+        Privileges.Require(Privileges.ForDeployment, "Publishing a ruleset", asRoot: true);
         BpfFs.EnsureMounted();
         var name = ruleset.Name;
         var clock = Stopwatch.StartNew();
@@ -39,7 +39,7 @@ public static class Publisher
         }
 
         using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), LockTimeout);
-        Directory.CreateDirectory(DeploymentPaths.Directory(name));
+        DeploymentPaths.EnsureDirectories(name);
         try
         {
             return PublishLocked(ruleset, options, progress, Step);
@@ -106,6 +106,7 @@ public static class Publisher
             var logPin = log is null ? null : $"log-{generation}";
             var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
                 staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin, logPin, log is null ? null : LogMaps.Entries(ruleset),
+                Formats.YamlRulesetWriter.Write(ruleset),
                 DeploymentConntrack.Needed(name, staged.Select(s => (s.Compiled, s.NetworkNamespace, s.NetworkNamespaceInode))));
             try
             {
@@ -276,6 +277,10 @@ public static class Publisher
             if (chain.Cgroup is { } cgroup)
             {
                 target = Cgroups.Resolve(cgroup);
+                var hierarchy = Cgroups.Cgroup2Mount();
+                if (target != hierarchy && !target.StartsWith(hierarchy.TrimEnd('/') + "/", StringComparison.Ordinal))
+                    throw new BpfilterException("CgroupNotFound", FailureCategory.ObjectNotFound,
+                        $"chain '{chain.Name}': {target} is not a cgroup directory: the cgroup v2 hierarchy is mounted at {hierarchy}");
                 if (!Directory.Exists(target))
                     throw new BpfilterException("CgroupNotFound", FailureCategory.ObjectNotFound, $"chain '{chain.Name}': there is no cgroup directory {target}");
             }

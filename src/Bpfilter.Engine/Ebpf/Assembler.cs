@@ -19,7 +19,6 @@ public sealed class Assembler
     private readonly List<(int Index, Label Target)> _jumps = new();
     private readonly List<MapReference> _mapReferences = new();
     private readonly List<KfuncReference> _kfuncReferences = new();
-    private readonly List<KernelFieldReference> _fieldReferences = new();
     private readonly List<InstructionRegion> _regions = new();
     private readonly List<Label> _labels = new();
     private (int Start, string Label)? _openRegion;
@@ -65,16 +64,6 @@ public sealed class Assembler
     /// <summary>dst = *(size *)(src + offset)</summary>
     public void Load(Size size, Register dst, Register src, short offset) =>
         Add(new Instruction((byte)((byte)OpClass.Ldx | (byte)size | Mode.Mem), (byte)dst, (byte)src, offset, 0));
-
-    /// <summary>
-    /// dst = *(size *)(src + offsetof(struct <paramref name="structName"/>, <paramref name="field"/>)), through a kernel
-    /// (BTF) pointer; the loader puts in the offset the running kernel's BTF gives.
-    /// </summary>
-    public void LoadKernelField(Size size, Register dst, Register src, string structName, string field)
-    {
-        _fieldReferences.Add(new KernelFieldReference(_instructions.Count, structName, field));
-        Load(size, dst, src, 0);
-    }
 
     /// <summary>*(size *)(dst + offset) = src</summary>
     public void Store(Size size, Register dst, short offset, Register src) =>
@@ -159,10 +148,9 @@ public sealed class Assembler
         }
         var maps = _mapReferences.Where(r => newIndex[r.InstructionIndex] >= 0).Select(r => r with { InstructionIndex = newIndex[r.InstructionIndex] }).ToArray();
         var kfuncs = _kfuncReferences.Where(r => newIndex[r.InstructionIndex] >= 0).Select(r => r with { InstructionIndex = newIndex[r.InstructionIndex] }).ToArray();
-        var fields = _fieldReferences.Where(r => newIndex[r.InstructionIndex] >= 0).Select(r => r with { InstructionIndex = newIndex[r.InstructionIndex] }).ToArray();
         var regions = _regions.Select(r => new InstructionRegion(NewPosition(newIndex, r.Start), NewPosition(newIndex, r.End), r.Label))
             .Where(r => r.End > r.Start).ToArray();
-        return new EbpfProgram(name, type, expectedAttachType, resolved, maps, kfuncs, regions, fields);
+        return new EbpfProgram(name, type, expectedAttachType, resolved, maps, kfuncs, regions);
     }
 
     /// <summary>The instructions reachable from the first, in order, and each old index's new one (−1 when dropped).</summary>

@@ -24,9 +24,6 @@ public sealed record DisassemblyOptions
     /// <summary>Kernel function names by the index of their call; a name wins over the BTF id's placeholder: <c>call bpf_dynptr_from_skb#0</c>.</summary>
     public IReadOnlyDictionary<int, string>? KfuncNames { get; init; }
 
-    /// <summary>Kernel struct fields by the index of their load; the offset is the loader's: <c>r2 = *(u64 *)(r1 +sk_buff._nfct)</c>.</summary>
-    public IReadOnlyDictionary<int, string>? FieldNames { get; init; }
-
     /// <summary>
     /// Asked first for helper and kfunc calls (src_reg 0 and 2); null falls back to the helper id table. A translated
     /// image needs it: there the kernel has replaced helper ids with addresses relative to <c>__bpf_call_base</c>.
@@ -108,8 +105,7 @@ public static class Disassembler
         foreach (var reference in program.MapReferences) maps[reference.InstructionIndex] = reference.Map.Name;
         var kfuncs = new Dictionary<int, string>();
         foreach (var reference in program.KfuncReferences) kfuncs[reference.InstructionIndex] = reference.Name;
-        var fields = program.FieldReferences.ToDictionary(r => r.InstructionIndex, r => r.ToString());
-        return Disassemble(program.Instructions, new DisassemblyOptions { MapNames = maps, KfuncNames = kfuncs, FieldNames = fields });
+        return Disassemble(program.Instructions, new DisassemblyOptions { MapNames = maps, KfuncNames = kfuncs });
     }
 
     /// <summary>Lists <paramref name="instructions"/>: one entry per instruction, a 64-bit immediate load as one entry for two slots.</summary>
@@ -164,7 +160,6 @@ public static class Disassembler
             OpClass.Alu or OpClass.Alu64 => Alu(insn),
             OpClass.Stx => Stx(insn),
             OpClass.St => St(insn),
-            OpClass.Ldx when index >= 0 && options.FieldNames is { } fields && fields.TryGetValue(index, out var field) => KernelFieldLoad(insn, field),
             OpClass.Ldx => Ldx(insn),
             OpClass.Ld => Ld(insn),
             _ => Jump(insn, index, options),
@@ -245,9 +240,6 @@ public static class Disassembler
         string? type = mode == ModeMem ? Sizes[size] : mode == ModeMemSx ? SignedSizes[size] : null;
         return type is null ? Unknown : $"r{insn.Dst} = *({type} *)(r{insn.Src} {S(insn.Offset)})";
     }
-
-    private static string KernelFieldLoad(Instruction insn, string field) =>
-        $"r{insn.Dst} = *({Sizes[(insn.Opcode & 0x18) >> 3]} *)(r{insn.Src} +{field})";
 
     private static string Ld(Instruction insn)
     {

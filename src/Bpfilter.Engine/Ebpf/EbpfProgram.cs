@@ -15,15 +15,6 @@ public sealed record MapReference(int InstructionIndex, MapSpec Map);
 /// <summary>A call of the kernel function <paramref name="Name"/>, whose BTF id the loader fills in from the running kernel.</summary>
 public sealed record KfuncReference(int InstructionIndex, string Name);
 
-/// <summary>
-/// A load whose offset is that of <paramref name="Field"/> in the kernel's struct <paramref name="Struct"/>, which the loader
-/// fills in from the running kernel's BTF (the layout of kernel structs differs from build to build).
-/// </summary>
-public sealed record KernelFieldReference(int InstructionIndex, string Struct, string Field)
-{
-    public override string ToString() => $"{Struct}.{Field}";
-}
-
 /// <summary>A run of instructions that belongs to one part of the source (a rule, the prologue, the policy).</summary>
 public sealed record InstructionRegion(int Start, int End, string Label);
 
@@ -31,8 +22,7 @@ public sealed record InstructionRegion(int Start, int End, string Label);
 public sealed class EbpfProgram
 {
     public EbpfProgram(string name, ProgramType type, uint expectedAttachType, IReadOnlyList<Instruction> instructions,
-        IReadOnlyList<MapReference> mapReferences, IReadOnlyList<KfuncReference> kfuncReferences, IReadOnlyList<InstructionRegion> regions,
-        IReadOnlyList<KernelFieldReference>? fieldReferences = null)
+        IReadOnlyList<MapReference> mapReferences, IReadOnlyList<KfuncReference> kfuncReferences, IReadOnlyList<InstructionRegion> regions)
     {
         Name = name;
         Type = type;
@@ -41,7 +31,6 @@ public sealed class EbpfProgram
         MapReferences = mapReferences;
         KfuncReferences = kfuncReferences;
         Regions = regions;
-        FieldReferences = fieldReferences ?? [];
     }
 
     /// <summary>Kernel program name: at most 15 characters of [A-Za-z0-9_.].</summary>
@@ -55,9 +44,6 @@ public sealed class EbpfProgram
     public IReadOnlyList<KfuncReference> KfuncReferences { get; }
     public IReadOnlyList<InstructionRegion> Regions { get; }
 
-    /// <summary>Loads of kernel struct fields (through BTF pointers) whose offsets the loader fills in.</summary>
-    public IReadOnlyList<KernelFieldReference> FieldReferences { get; }
-
     /// <summary>Always GPL: kfuncs and kernel BTF pointers refuse other licenses.</summary>
     public string License => "GPL";
 
@@ -67,9 +53,8 @@ public sealed class EbpfProgram
     /// <summary>The distinct maps the program refers to, in order of first use.</summary>
     public IReadOnlyList<MapSpec> Maps => MapReferences.Select(r => r.Map).Distinct().ToList();
 
-    /// <summary>The instructions with every map fd, kernel function id and kernel field offset filled in, ready for BPF_PROG_LOAD.</summary>
-    public byte[] Encode(IReadOnlyDictionary<MapSpec, int> mapFds, IReadOnlyDictionary<string, int>? kfuncIds = null,
-        Func<KernelFieldReference, int>? fieldOffset = null)
+    /// <summary>The instructions with every map fd and kernel function id filled in, ready for BPF_PROG_LOAD.</summary>
+    public byte[] Encode(IReadOnlyDictionary<MapSpec, int> mapFds, IReadOnlyDictionary<string, int>? kfuncIds = null)
     {
         var patched = Instructions.ToArray();
         foreach (var reference in MapReferences)
@@ -79,13 +64,6 @@ public sealed class EbpfProgram
             if (kfuncIds is null || !kfuncIds.TryGetValue(reference.Name, out var id))
                 throw new InvalidOperationException($"no BTF id was given for kernel function {reference.Name}");
             patched[reference.InstructionIndex] = patched[reference.InstructionIndex] with { Immediate = id };
-        }
-        foreach (var reference in FieldReferences)
-        {
-            if (fieldOffset is null) throw new InvalidOperationException($"no offset was given for kernel field {reference}");
-            int offset = fieldOffset(reference);
-            if (offset is < 0 or > short.MaxValue) throw new InvalidOperationException($"kernel field {reference} is at offset {offset}, beyond a load's reach");
-            patched[reference.InstructionIndex] = patched[reference.InstructionIndex] with { Offset = (short)offset };
         }
         return Instruction.Encode(patched);
     }

@@ -32,6 +32,8 @@ public enum Helper
     MapLookupElem = 1,
     MapUpdateElem = 2,
     KtimeGetNs = 5,
+    XdpAdjustHead = 44,
+    XdpAdjustTail = 65,
     KtimeGetBootNs = 125,
     RingbufOutput = 130,
 }

@@ -144,7 +144,7 @@ internal sealed class PositionTrackingParser(IParser inner, string file) : IPars
         {
             if (_frames.Count + 1 > YamlRulesetReader.MaxDepth)
                 throw Error(node, $"the YAML nests deeper than {YamlRulesetReader.MaxDepth} levels, the limit for a ruleset "
-                    + "(a ruleset needs 6)" + SeeHelp);
+                    + "(a ruleset needs at most 9)" + SeeHelp);
             _frames.Push(new Frame(node is MappingStart, role));
         }
     }

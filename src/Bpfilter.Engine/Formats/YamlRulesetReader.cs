@@ -9,7 +9,7 @@ namespace Bpfilter.Engine.Formats;
 /// Reads the YAML ruleset format (version 1). Strict: an unknown key, a missing key, a wrong type or a bad
 /// value is a <see cref="RulesetFormatException"/> with the file, line and column of the offending node.
 /// </summary>
-public static class YamlRulesetReader
+public static partial class YamlRulesetReader
 {
     public const int FormatVersion = 1;
 
@@ -20,7 +20,7 @@ public static class YamlRulesetReader
     /// <summary>Files larger than this are refused before parsing (and text read through <see cref="Read"/> longer than this many characters).</summary>
     public const long MaxFileBytes = 16 * 1024 * 1024;
 
-    /// <summary>How deep mappings and lists may nest: a ruleset needs 6 levels; deeper input would only exhaust the stack.</summary>
+    /// <summary>How deep mappings and lists may nest: a ruleset needs at most 9 levels; deeper input would only exhaust the stack.</summary>
     public const int MaxDepth = 32;
 
     /// <summary>Chains in one ruleset.</summary>
@@ -34,7 +34,8 @@ public static class YamlRulesetReader
 
     /// <summary>
     /// YAML nodes (every key, value, list and mapping counts one) in one file: bounds the memory of the node model
-    /// (about 150 bytes a node). A rule with a name and every match key is 17 nodes, so a 100,000-rule chain fits.
+    /// (about 150 bytes a node). A rule with a name, addresses, a protocol and a port is 15 nodes, so a 100,000-rule chain of
+    /// them fits.
     /// </summary>
     public const int MaxNodes = 2_000_000;
 
@@ -43,10 +44,31 @@ public static class YamlRulesetReader
 
     private const string SeeHelp = "; see about_Bpfilter_Limits";
 
-    private static readonly string[] RulesetKeys = ["bpfilter", "name", "chains"];
-    private static readonly string[] ChainKeys = ["name", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules"];
-    private static readonly string[] RuleKeys = ["name", "match", "action"];
-    private static readonly string[] MatchKeys = ["source", "destination", "protocol", "source-port", "destination-port", "ct-state", "ct-direction"];
+    // The keys of each mapping, in the order the writer writes them. The JSON schema test compares its key lists with these.
+    internal static readonly string[] RulesetKeys = ["bpfilter", "name", "sets", "chains"];
+    internal static readonly string[] SetKeys = ["type", "elements"];
+    internal static readonly string[] ChainKeys = ["name", "hook", "interface", "cgroup", "namespace", "mode", "priority", "order", "policy", "rules"];
+    internal static readonly string[] UserChainKeys = ["name", "rules"];
+    internal static readonly string[] RuleKeys = ["name", "match", "action"];
+    internal static readonly string[] MatchKeys =
+    [
+        "family", "in-interface", "out-interface", "source", "destination", "protocol", "source-port", "destination-port",
+        "tcp-flags", "icmp-type", "icmp-code", "length", "fragment", "dscp", "ttl", "hop-limit", "mark", "ct-state", "ct-direction", "limit",
+    ];
+
+    /// <summary>The match keys whose condition can be negated ("!value" or { not: value }).</summary>
+    internal static readonly string[] NegatableKeys = [.. MatchKeys.Except(["family", "limit", "ct-direction"])];
+
+    /// <summary>The match keys that take a list of values.</summary>
+    internal static readonly string[] ListKeys = ["source", "destination", "source-port", "destination-port", "ct-state"];
+
+    internal const string NotKey = "not";
+    internal static readonly string[] TcpFlagsKeys = ["mask", "set"];
+    internal static readonly string[] LimitKeys = ["rate", "burst"];
+
+    /// <summary>The verdicts written as a single word, and the keys of the verdicts written as a mapping of one key.</summary>
+    internal static readonly string[] ActionWords = ["accept", "drop", "reject", "continue", "return", "log"];
+    internal static readonly string[] ActionKeys = ["reject", "log", "jump", "goto"];
 
     /// <summary>
     /// Reads a ruleset file: UTF-8 (with or without a byte order mark; UTF-16 and UTF-32 with one). A missing file is a
@@ -197,6 +219,8 @@ public static class YamlRulesetReader
                 if (input.IndentTabAtOrAfter(parser.LastLine, parser.LastColumn) is { } tab) (line, column) = tab;
                 reason += " YAML indents with spaces, not tabs.";
             }
+            if (reason.Contains("cannot start any token", StringComparison.Ordinal))
+                reason += " A value that starts with @ or ` must be in quotes, as a set is: \"@blocklist\".";
             throw new RulesetFormatException(file, line, column, reason, e);
         }
         catch (InvalidOperationException e) when (e is not ObjectDisposedException)
@@ -240,202 +264,5 @@ public static class YamlRulesetReader
         // YamlDotNet prefixes "(Line: 3, Col: 5, Idx: 20) - (Line: ...): "; the position goes in front in our own form.
         var marker = message.IndexOf("): ", StringComparison.Ordinal);
         return message.StartsWith("(Line", StringComparison.Ordinal) && marker >= 0 ? message[(marker + 3)..] : message;
-    }
-
-    private sealed class Context(string file)
-    {
-        public Ruleset ReadRuleset(YamlNode root)
-        {
-            var map = Mapping(root, "the ruleset");
-            CheckKeys(map, RulesetKeys, "ruleset");
-            var version = Required(map, "bpfilter", "the ruleset");
-            if (Scalar(version, "bpfilter") != FormatVersion.ToString(CultureInfo.InvariantCulture))
-                throw Error(version, $"bpfilter: {Scalar(version, "bpfilter")} is not a format version this module reads (it reads {FormatVersion})");
-            var nameNode = Required(map, "name", "the ruleset");
-            var name = Scalar(nameNode, "name");
-            Guard(nameNode, () => Names.CheckDeploymentName(name));
-            var chainsNode = Required(map, "chains", "the ruleset");
-            var chainSeq = Sequence(chainsNode, "chains");
-            var chains = chainSeq.Children.Select(ReadChain).ToList();
-            return Guard(chainsNode, () => new Ruleset(name, chains, FullPath(file)));
-        }
-
-        /// <summary>The ruleset's source path; null when the name given to <see cref="Read"/> is no path at all.</summary>
-        private static string? FullPath(string file)
-        {
-            try
-            {
-                return Path.GetFullPath(file);
-            }
-            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
-            {
-                return null;
-            }
-        }
-
-        private Chain ReadChain(YamlNode node)
-        {
-            var map = Mapping(node, "a chain");
-            CheckKeys(map, ChainKeys, "chain");
-            var nameNode = Required(map, "name", "a chain");
-            var name = Scalar(nameNode, "name");
-            var hookNode = Required(map, "hook", $"chain '{name}'");
-            var hookText = Scalar(hookNode, "hook");
-            if (!HookNames.TryParse(hookText, out var hook))
-                throw Error(hookNode, $"hook: '{hookText}' is not one of {string.Join(", ", HookNames.Names)}");
-            var interfaceName = OptionalScalar(map, "interface");
-            var cgroup = OptionalScalar(map, "cgroup");
-            var networkNamespace = OptionalScalar(map, "namespace");
-            var mode = Optional(map, "mode") is { } modeNode ? Enum<XdpMode>(modeNode, "mode") : XdpMode.Native;
-            var order = Optional(map, "order") is { } orderNode ? Enum<TcxOrder>(orderNode, "order") : TcxOrder.Last;
-            int? priority = null;
-            if (Optional(map, "priority") is { } priorityNode)
-            {
-                var text = Scalar(priorityNode, "priority");
-                priority = int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var p) ? p
-                    : throw Error(priorityNode, $"priority: '{text}' is not a whole number from {int.MinValue + 2} to {int.MaxValue - 1}");
-            }
-            var policy = Optional(map, "policy") is { } policyNode ? Guard(policyNode, () => Verdict.Parse(Scalar(policyNode, "policy"))) : Verdict.Accept;
-            var ruleNodes = Optional(map, "rules") is { } rulesNode ? Sequence(rulesNode, "rules").Children : (IList<YamlNode>)[];
-            var rules = ruleNodes.Select(ReadRule).ToList();
-            try
-            {
-                return new Chain(name, hook, interfaceName, policy, rules, mode, priority, order, cgroup, networkNamespace);
-            }
-            catch (RulesetValidationException e)
-            {
-                YamlNode where = e.RuleIndex is { } i ? (Optional((YamlMappingNode)ruleNodes[i], "name") ?? ruleNodes[i])
-                    : e.Field is { } field ? Optional(map, field) ?? (field == "name" ? nameNode : map) : nameNode;
-                throw Error(where, e.Message, e);
-            }
-        }
-
-        private Rule ReadRule(YamlNode node)
-        {
-            var map = Mapping(node, "a rule");
-            CheckKeys(map, RuleKeys, "rule");
-            string? name = null;
-            if (Optional(map, "name") is { } nameNode)
-            {
-                name = Scalar(nameNode, "name");
-                Guard(nameNode, () => Names.CheckRuleName(name));
-            }
-            var match = Optional(map, "match") is { } matchNode ? ReadMatch(matchNode) : Match.Any;
-            var actionNode = Required(map, "action", name is null ? "a rule" : $"rule '{name}'");
-            var verdict = Guard(actionNode, () => Verdict.Parse(Scalar(actionNode, "action")));
-            return new Rule(name, match, verdict);
-        }
-
-        private Match ReadMatch(YamlNode node)
-        {
-            var map = Mapping(node, "match");
-            CheckKeys(map, MatchKeys, "match");
-            AddressMatch? Prefix(string key) => Optional(map, key) is { } n ? new AddressMatch([Guard(n, () => IpPrefix.Parse(Scalar(n, key)))]) : null;
-            PortMatch? Port(string key) => Optional(map, key) is { } n ? PortMatch.Single(ParsePort(n, key)) : null;
-            var protocol = Optional(map, "protocol") is { } p ? new ProtocolMatch(Guard(p, () => IpProtocol.Parse(Scalar(p, "protocol")))) : null;
-            var source = Prefix("source");
-            var destination = Prefix("destination");
-            var sourcePort = Port("source-port");
-            var destinationPort = Port("destination-port");
-            var match = new Match
-            {
-                Source = source, Destination = destination, Protocol = protocol, SourcePort = sourcePort, DestinationPort = destinationPort,
-                CtState = Optional(map, "ct-state") is { } state ? ReadCtState(state) : null,
-                CtDirection = Optional(map, "ct-direction") is { } direction ? Guard(direction, () => CtDirectionNames.Parse(Scalar(direction, "ct-direction"))) : null,
-            };
-            Guard(node, () => { match.Validate(); return match; }, map);
-            return match;
-        }
-
-        /// <summary>ct-state: "established,related" or "!new", or a list of states ([established, related]; "!" before the first negates all).</summary>
-        private CtStateMatch ReadCtState(YamlNode node)
-        {
-            if (node is not YamlSequenceNode list) return Guard(node, () => CtStateMatch.Parse(CtStateText(node)));
-            // Each state on its own first, so that an error points at the one that is wrong.
-            var names = list.Children.Select(child =>
-            {
-                var text = CtStateText(child);
-                Guard(child, () => CtStateMatch.Parse(text));
-                return text;
-            }).ToList();
-            return Guard(node, () => CtStateMatch.Parse(names));
-        }
-
-        private string CtStateText(YamlNode node)
-        {
-            if (!node.Tag.IsEmpty)
-                throw Error(node, $"ct-state: YAML reads an unquoted {node.Tag.Value} as a tag: write \"{node.Tag.Value}\" in quotes to negate");
-            return Scalar(node, "ct-state");
-        }
-
-        private ushort ParsePort(YamlNode node, string key)
-        {
-            var text = Scalar(node, key);
-            if (ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var port)) return port;
-            throw Error(node, $"{key}: '{text}' is not a port (a number from 0 to 65535)");
-        }
-
-        private T Enum<T>(YamlNode node, string key) where T : struct, System.Enum
-        {
-            var text = Scalar(node, key);
-            var names = System.Enum.GetNames<T>().Select(n => n.ToLowerInvariant()).ToArray();
-            if (names.Contains(text, StringComparer.Ordinal)) return System.Enum.Parse<T>(text, ignoreCase: true);
-            throw Error(node, $"{key}: '{text}' is not one of {string.Join(", ", names)}");
-        }
-
-        private YamlMappingNode Mapping(YamlNode node, string what) =>
-            node as YamlMappingNode ?? throw Error(node, $"{what} must be a mapping of keys to values, not {Describe(node)}");
-
-        private YamlSequenceNode Sequence(YamlNode node, string key) =>
-            node as YamlSequenceNode ?? throw Error(node, $"{key} must be a list, not {Describe(node)}");
-
-        private string Scalar(YamlNode node, string key) =>
-            node is YamlScalarNode { Value: { } value } ? value : throw Error(node, $"{key} must be a single value, not {Describe(node)}");
-
-        private YamlNode Required(YamlMappingNode map, string key, string owner) =>
-            Optional(map, key) ?? throw Error(map, $"{owner} has no '{key}' key");
-
-        private string? OptionalScalar(YamlMappingNode map, string key) => Optional(map, key) is { } node ? Scalar(node, key) : null;
-
-        private static YamlNode? Optional(YamlMappingNode map, string key) =>
-            map.Children.TryGetValue(new YamlScalarNode(key), out var value) ? value : null;
-
-        private void CheckKeys(YamlMappingNode map, string[] allowed, string owner)
-        {
-            foreach (var key in map.Children.Keys)
-            {
-                if (key is not YamlScalarNode { Value: { } name }) throw Error(key, $"{owner} keys must be plain words");
-                if (!allowed.Contains(name, StringComparer.Ordinal))
-                    throw Error(key, $"'{name}' is not a {owner} key (expected one of: {string.Join(", ", allowed)})");
-            }
-        }
-
-        /// <summary>Runs a model constructor and puts the node's position on its validation error.</summary>
-        private T Guard<T>(YamlNode node, Func<T> build, YamlMappingNode? fieldOwner = null)
-        {
-            try
-            {
-                return build();
-            }
-            catch (RulesetValidationException e)
-            {
-                var where = e.Field is { } field && fieldOwner is not null ? Optional(fieldOwner, field) ?? node : node;
-                throw Error(where, e.Message, e);
-            }
-        }
-
-        private void Guard(YamlNode node, Action check) => Guard(node, () => { check(); return 0; });
-
-        private RulesetFormatException Error(YamlNode node, string reason, Exception? inner = null) =>
-            new(file, node.Start.Line, node.Start.Column, reason, inner);
-
-        private static string Describe(YamlNode node) => node switch
-        {
-            YamlMappingNode => "a mapping",
-            YamlSequenceNode => "a list",
-            YamlScalarNode { Value: null or "" } => "an empty value",
-            YamlScalarNode s => $"'{s.Value}'",
-            _ => "an alias",
-        };
     }
 }

@@ -135,6 +135,7 @@ internal static unsafe class Bpf
             U32(attr, 8, (uint)fd.Value);
             Call(BpfCommand.ObjPin, attr, $"pin {path}");
         }
+        PrivatePaths.Restrict(path, PrivatePaths.FileMode); // the kernel applies the umask; pins are root's alone whatever it is
     }
 
     /// <summary>Opens a pinned object; null when nothing is pinned there.</summary>
@@ -240,6 +241,27 @@ internal static unsafe class Bpf
     }
 
     /// <summary>BPF_PROG_TEST_RUN of one packet. Returns the program's return value.</summary>
+    /// <summary>BPF_PROG_TEST_RUN once, with the packet as the program left it: data_out@24, data_size_out@12.</summary>
+    public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, out byte[] output)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        var buffer = new byte[packet.Length + 512];
+        fixed (byte* data = packet)
+        fixed (byte* outBytes = buffer)
+        {
+            U32(attr, 0, (uint)program.Value);
+            U32(attr, 8, (uint)packet.Length);
+            U32(attr, 12, (uint)buffer.Length);
+            U64(attr, 16, (ulong)data);
+            U64(attr, 24, (ulong)outBytes);
+            U32(attr, 32, 1);
+            Call(BpfCommand.ProgTestRun, attr, "test-run a program");
+            output = buffer.AsSpan(0, (int)BinaryPrimitives.ReadUInt32LittleEndian(attr[12..])).ToArray();
+            return BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
+        }
+    }
+
     public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, uint repeat, out uint durationNs)
     {
         Span<byte> attr = stackalloc byte[AttrSize];

@@ -9,12 +9,29 @@ public sealed class FileLock : IDisposable
 
     private FileLock(FileDescriptor fd) => _fd = fd;
 
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for the lock. Its directory is made private (0700) first: it sits in
+    /// world-writable /run/lock, where another user could otherwise hold every lock or plant links for root to follow.
+    /// </summary>
     public static FileLock Acquire(string path, TimeSpan timeout)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        int raw = LibC.Open(path, LibC.ORdWr | LibC.OCreat | LibC.OCloexec, 0x180 /* 0600 */);
-        if (raw < 0) throw new KernelException($"open lock file {path}", LibC.LastError);
+        var directory = Path.GetDirectoryName(path)!;
+        var remedy = $"remove {directory} with 'rm -r' (no lock is held while nothing publishes); publishers make it again";
+        PrivatePaths.EnsureDirectory(directory, remedy);
+        int raw = LibC.Open(path, LibC.ORdWr | LibC.OCreat | LibC.ONoFollow | LibC.OCloexec, (int)PrivatePaths.FileMode);
+        if (raw < 0)
+        {
+            int errno = LibC.LastError;
+            if (errno == 40) PrivatePaths.Check(path, directory: false, remedy); // ELOOP: a symbolic link, which O_NOFOLLOW refused
+            throw new KernelException($"open lock file {path}", errno);
+        }
         var fd = new FileDescriptor(raw);
+        if (LibC.Fchmod(fd.Value, PrivatePaths.FileMode) != 0)
+        {
+            int errno = LibC.LastError;
+            fd.Dispose();
+            throw new KernelException($"chmod 600 {path}", errno);
+        }
         var deadline = DateTime.UtcNow + timeout;
         while (LibC.Flock(fd.Value, LibC.LockEx | LibC.LockNb) != 0)
         {

@@ -2,12 +2,19 @@ using System.Runtime.InteropServices;
 
 namespace Bpfilter.Engine.Kernel;
 
-/// <summary>A system call failed. The message says what was being done, the errno name and its meaning.</summary>
+/// <summary>
+/// A system call failed. The message says what was being done, the errno name and its meaning. Failures the module
+/// knows have an id and category of their own; any other is KernelCallFailed, whose category follows the errno.
+/// </summary>
 public class KernelException : BpfilterException
 {
-    public KernelException(string operation, int errno, string? hint = null, string errorId = "KernelCallFailed")
-        : base(errorId, CategoryOf(errno),
-            $"{operation}: {ErrnoName(errno)} ({Marshal.GetPInvokeErrorMessage(errno)})" + (hint is null ? "" : $". {hint}"))
+    public KernelException(string operation, int errno, string? hint = null)
+        : this(operation, errno, hint, "KernelCallFailed", CategoryOf(errno))
+    {
+    }
+
+    public KernelException(string operation, int errno, string? hint, string errorId, FailureCategory category)
+        : base(errorId, category, $"{operation}: {ErrnoName(errno)} ({Marshal.GetPInvokeErrorMessage(errno)})" + (hint is null ? "" : $". {hint}"))
     {
         Operation = operation;
         Errno = errno;
@@ -20,12 +27,13 @@ public class KernelException : BpfilterException
     {
         1 => "EPERM", 2 => "ENOENT", 4 => "EINTR", 7 => "E2BIG", 9 => "EBADF", 11 => "EAGAIN", 12 => "ENOMEM",
         13 => "EACCES", 14 => "EFAULT", 16 => "EBUSY", 17 => "EEXIST", 19 => "ENODEV", 20 => "ENOTDIR",
-        22 => "EINVAL", 28 => "ENOSPC", 34 => "ERANGE", 67 => "ENOLINK", 71 => "EPROTO", 95 => "EOPNOTSUPP",
+        22 => "EINVAL", 28 => "ENOSPC", 34 => "ERANGE", 40 => "ELOOP", 67 => "ENOLINK", 71 => "EPROTO", 95 => "EOPNOTSUPP",
         97 => "EAFNOSUPPORT", 116 => "ESTALE", 524 => "ENOTSUPP",
         _ => $"errno {errno}",
     };
 
-    private static FailureCategory CategoryOf(int errno) => errno switch
+    /// <summary>KernelCallFailed's category: what the errno says went wrong.</summary>
+    public static FailureCategory CategoryOf(int errno) => errno switch
     {
         1 or 13 => FailureCategory.PermissionDenied,
         2 or 19 => FailureCategory.ObjectNotFound,
@@ -40,7 +48,7 @@ public class KernelException : BpfilterException
 public sealed class VerifierException : KernelException
 {
     public VerifierException(string programName, int errno, string verifierLog)
-        : base($"the kernel verifier rejected program {programName}", errno, Summary(verifierLog), "VerifierRejected")
+        : base($"the kernel verifier rejected program {programName}", errno, Summary(verifierLog), "VerifierRejected", FailureCategory.InvalidOperation)
     {
         VerifierLog = verifierLog;
     }

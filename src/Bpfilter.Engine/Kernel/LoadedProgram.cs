@@ -20,8 +20,7 @@ public sealed class LoadedProgram : IDisposable
     /// <param name="offloadIfindex">For XDP offload: the device the program is translated for; 0 otherwise.</param>
     public static LoadedProgram Load(EbpfProgram program, IReadOnlyDictionary<MapSpec, BpfMap> maps, uint offloadIfindex = 0)
     {
-        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value), program.Kfuncs.ToDictionary(k => k, Btf.FunctionId),
-            field => Btf.FieldOffset(field.Struct, field.Field));
+        var code = program.Encode(maps.ToDictionary(m => m.Key, m => m.Value.Fd.Value), program.Kfuncs.ToDictionary(k => k, Btf.FunctionId));
         uint expectedAttachType = program.ExpectedAttachType;
         int fd = Bpf.ProgLoad((uint)program.Type, code, program.License, program.Name, expectedAttachType, offloadIfindex, 0, null, out _, out var errno);
         if (fd >= 0) return new LoadedProgram(new FileDescriptor(fd));
@@ -44,7 +43,7 @@ public sealed class LoadedProgram : IDisposable
             if (offloadIfindex != 0 && errno is 22 or 95 && text.Trim().Length == 0)
                 throw new KernelException($"load program {program.Name} for offload", errno,
                     "the interface's driver cannot run offloaded XDP programs: only SmartNICs with BPF offload (such as Netronome Agilio) can; use mode native or generic",
-                    "OffloadUnsupported");
+                    "OffloadUnsupported", FailureCategory.NotImplemented);
             throw new VerifierException(program.Name, errno, text);
         }
     }
@@ -75,6 +74,9 @@ public sealed class LoadedProgram : IDisposable
 
     /// <summary>Runs the program once on <paramref name="packet"/> (BPF_PROG_TEST_RUN) and returns its return code.</summary>
     public uint TestRun(ReadOnlySpan<byte> packet) => Bpf.ProgTestRun(Fd, packet, 1, out _);
+
+    /// <summary>Runs the program once on <paramref name="packet"/>; <paramref name="output"/> is the packet as it left it.</summary>
+    public uint TestRun(ReadOnlySpan<byte> packet, out byte[] output) => Bpf.ProgTestRun(Fd, packet, out output);
 
     /// <summary>Runs the program <paramref name="repeat"/> times on <paramref name="packet"/>; the kernel's average ns per run.</summary>
     public uint TestRunDuration(ReadOnlySpan<byte> packet, uint repeat)

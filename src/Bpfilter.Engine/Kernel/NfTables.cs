@@ -98,8 +98,8 @@ public static class NfTables
         {
             var hint = failure.Errno is 2 or 93 or 95 or 97
                 ? "the kernel has no nf_tables with the ct expression here (it needs CONFIG_NF_TABLES, CONFIG_NF_CONNTRACK and CONFIG_NFT_CT)"
-                : failure.Errno == 1 ? "changing nftables needs CAP_NET_ADMIN in the namespace" : null;
-            throw new KernelException($"create nftables table inet {table} to keep connection tracking running ({failure.What})", failure.Errno, hint, "ConntrackUnavailable");
+                : failure.Errno == 1 ? "changing nftables needs CAP_NET_ADMIN in the namespace, and a table of this name that another process owns (nft's owner flag) is its alone" : null;
+            throw new KernelException($"create nftables table inet {table} to keep connection tracking running ({failure.What})", failure.Errno, hint, "ConntrackUnavailable", FailureCategory.ResourceUnavailable);
         }
     }
 
@@ -190,7 +190,7 @@ public static class NfTables
     private static NetlinkSocket Open()
     {
         int fd = LibC.Socket(LibC.AfNetlink, LibC.SockRaw | LibC.SockCloexec, LibC.NetlinkNetfilter);
-        if (fd < 0) throw new KernelException("open a netlink socket to nf_tables", LibC.LastError, null, "ConntrackUnavailable");
+        if (fd < 0) throw new KernelException("open a netlink socket to nf_tables", LibC.LastError, null, "ConntrackUnavailable", FailureCategory.ResourceUnavailable);
         return new NetlinkSocket(new FileDescriptor(fd));
     }
 

@@ -68,10 +68,13 @@ public sealed unsafe class ProgramImage
         return new ProgramImage(ParseInfo(info), instructions, maps.Take(mapsCopied).ToArray());
     }
 
-    /// <summary>Reads the image of loaded program <paramref name="id"/> (opening a program by id needs CAP_SYS_ADMIN).</summary>
+    /// <summary>Opening a program by id needs CAP_SYS_ADMIN; reading its instructions, CAP_BPF.</summary>
+    public static readonly int[] ByIdCapabilities = [Privileges.CapBpf, Privileges.CapSysAdmin];
+
+    /// <summary>Reads the image of loaded program <paramref name="id"/>.</summary>
     public static ProgramImage ReadById(uint id)
     {
-        Privileges.Require([Privileges.CapSysAdmin, Privileges.CapBpf], "Reading a loaded program by id");
+        Privileges.Require(ByIdCapabilities, "Reading a loaded program by id");
         FileDescriptor fd;
         try
         {
@@ -79,7 +82,8 @@ public sealed unsafe class ProgramImage
         }
         catch (KernelException e) when (e.Errno == 2)
         {
-            throw new KernelException(e.Operation, e.Errno, "no program with this id is loaded (it was unloaded or replaced)", "ProgramNotFound");
+            throw new KernelException(e.Operation, e.Errno, "no program with this id is loaded (it was unloaded or replaced)", "ProgramNotFound",
+                FailureCategory.ObjectNotFound);
         }
         using (fd) return Read(fd);
     }

@@ -21,6 +21,9 @@ public static class IcmpTypes
 
     public static IReadOnlyCollection<string> Names => V4.Keys.Concat(V6.Keys).Distinct(StringComparer.OrdinalIgnoreCase).Order().ToList();
 
+    /// <summary>The name of an ICMP (or, when <paramref name="v6"/>, ICMPv6) type number; null for a type without one.</summary>
+    public static string? Name(byte type, bool v6) => (v6 ? V6 : V4).FirstOrDefault(n => n.Value == type).Key;
+
     /// <summary>The type number of <paramref name="text"/> for ICMP, or for ICMPv6 when <paramref name="v6"/>.</summary>
     public static byte Parse(string text, bool v6)
     {

@@ -17,13 +17,13 @@ public sealed record Ruleset
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var chainName in chains.Select(c => c.Name).Concat(userChains.Select(c => c.Name)))
         {
-            if (!seen.Add(chainName)) throw new RulesetValidationException($"ruleset '{name}' has two chains named '{chainName}'", "chains");
+            if (!seen.Add(chainName)) throw new RulesetValidationException($"ruleset '{name}' has two chains named '{chainName}'", "chains", chain: chainName);
         }
         var clash = chains.GroupBy(c => (c.Hook, c.Interface, c.Cgroup, c.Priority, c.NetworkNamespace)).FirstOrDefault(g => g.Count() > 1);
         if (clash is not null)
             throw new RulesetValidationException(
                 $"chains {string.Join(" and ", clash.Select(c => $"'{c.Name}'"))} both attach at {clash.First().AttachPoint}: "
-                + "put their rules in one chain", "chains");
+                + "put their rules in one chain", "chains", chain: clash.Skip(1).First().Name);
         var setNames = new HashSet<string>(StringComparer.Ordinal);
         foreach (var set in sets)
         {
@@ -79,9 +79,9 @@ public sealed record Ruleset
                 {
                     if (hooked.Contains(target))
                         throw new RulesetValidationException(
-                            $"chain '{chainName}' rule {i + 1}: '{target}' is attached at a hook; a {Verdict.Name(rule.Verdict.Kind)} can only go to a chain without a hook", "action", i);
+                            $"chain '{chainName}' rule {i + 1}: '{target}' is attached at a hook; a {Verdict.Name(rule.Verdict.Kind)} can only go to a chain without a hook", "action", i, chainName);
                     if (FindUserChain(target) is null)
-                        throw new RulesetValidationException($"chain '{chainName}' rule {i + 1}: there is no chain '{target}' to {Verdict.Name(rule.Verdict.Kind)} to", "action", i);
+                        throw new RulesetValidationException($"chain '{chainName}' rule {i + 1}: there is no chain '{target}' to {Verdict.Name(rule.Verdict.Kind)} to", "action", i, chainName);
                 }
                 CheckSet(chainName, i, rule, rule.Match.Source, "source");
                 CheckSet(chainName, i, rule, rule.Match.Destination, "destination");
@@ -89,46 +89,47 @@ public sealed record Ruleset
                 CheckSet(chainName, i, rule.Match.DestinationPort, "destination-port");
             }
         }
-        // Jumps must not loop: a depth-first walk from each user chain finds a cycle and names it.
+        // Jumps must not loop: a depth-first walk from each user chain finds a cycle, names it, and blames the rule that closes it.
         var state = new Dictionary<string, bool>(StringComparer.Ordinal); // false: on the path, true: done
         var path = new List<string>();
         void Walk(UserChain chain)
         {
-            if (state.TryGetValue(chain.Name, out var done))
-            {
-                if (done) return;
-                var cycle = path.Skip(path.IndexOf(chain.Name)).Append(chain.Name);
-                throw new RulesetValidationException($"the chains jump in a loop: {string.Join(" -> ", cycle)}", "action");
-            }
             state[chain.Name] = false;
             path.Add(chain.Name);
-            foreach (var rule in chain.Rules)
+            for (int i = 0; i < chain.Rules.Count; i++)
             {
-                if (rule.Verdict.Target is { } target) Walk(FindUserChain(target)!);
+                if (chain.Rules[i].Verdict.Target is not { } target) continue;
+                if (state.TryGetValue(target, out var done))
+                {
+                    if (done) continue;
+                    var cycle = path.Skip(path.IndexOf(target)).Append(target);
+                    throw new RulesetValidationException($"the chains jump in a loop: {string.Join(" -> ", cycle)}", "action", i, chain.Name);
+                }
+                Walk(FindUserChain(target)!);
             }
             path.RemoveAt(path.Count - 1);
             state[chain.Name] = true;
         }
-        foreach (var chain in UserChains) Walk(chain);
+        foreach (var chain in UserChains.Where(c => !state.ContainsKey(c.Name))) Walk(chain);
     }
 
     private void CheckSet(string chain, int index, Rule rule, AddressMatch? match, string field)
     {
         if (match?.Set is not { } setName) return;
-        var set = FindSet(setName) ?? throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: there is no set '{setName}'", field, index);
+        var set = FindSet(setName) ?? throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: there is no set '{setName}'", field, index, chain);
         if (!SetTypeNames.IsAddress(set.Type))
-            throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: {field} needs a set of addresses, and '{setName}' is a set of {SetTypeNames.Format(set.Type)}", field, index);
+            throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: {field} needs a set of addresses, and '{setName}' is a set of {SetTypeNames.Format(set.Type)}", field, index, chain);
         if (rule.Match.ImpliedFamily is { } family && family != set.Family)
             throw new RulesetValidationException(
-                $"chain '{chain}' rule {index + 1}: the rule is {Match.FamilyName(family)}, but set '{setName}' holds {SetTypeNames.Format(set.Type)}", field, index);
+                $"chain '{chain}' rule {index + 1}: the rule is {Match.FamilyName(family)}, but set '{setName}' holds {SetTypeNames.Format(set.Type)}", field, index, chain);
     }
 
     private void CheckSet(string chain, int index, PortMatch? match, string field)
     {
         if (match?.Set is not { } setName) return;
-        var set = FindSet(setName) ?? throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: there is no set '{setName}'", field, index);
+        var set = FindSet(setName) ?? throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: there is no set '{setName}'", field, index, chain);
         if (set.Type != SetType.Port)
-            throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: {field} needs a set of ports, and '{setName}' is a set of {SetTypeNames.Format(set.Type)}", field, index);
+            throw new RulesetValidationException($"chain '{chain}' rule {index + 1}: {field} needs a set of ports, and '{setName}' is a set of {SetTypeNames.Format(set.Type)}", field, index, chain);
     }
 
     /// <summary>The family a rule applies to, counting the family of the sets it refers to; null for both.</summary>

@@ -1,8 +1,10 @@
 using System.Buffers.Binary;
 using System.Text.RegularExpressions;
 using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Compiler.Matchers;
 using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Ebpf.Interpreter;
+using Bpfilter.Engine.Kernel;
 using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Engine.Simulation;
@@ -33,7 +35,12 @@ public sealed partial class ChainSimulator
         {
             foreach (var key in SetMaps.KeysOf(set)) Maps[spec].Update(key, SetMaps.Present);
         }
-        Interpreter = new EbpfInterpreter(compiled.Program, Maps, (options ?? new InterpreterOptions()) with { RecordPath = true });
+        Interpreter = new EbpfInterpreter(compiled.Program, Maps, (options ?? new InterpreterOptions()) with
+        {
+            RecordPath = true,
+            KernelFields = compiled.Program.Type == ProgramType.Netfilter ? NetfilterKernelFields.Value : [],
+            Conntrack = compiled.Ruleset is { } ruleset && ConntrackMatcher.Uses(ruleset, compiled.Chain) ? ConntrackFields.Value : null,
+        });
         Layer = LayerOf(compiled.Chain.Hook);
         int count = compiled.Program.Instructions.Count;
         _regionOf = new string?[count];
@@ -62,13 +69,16 @@ public sealed partial class ChainSimulator
         hook is Hook.Xdp or Hook.TcIngress or Hook.TcEgress ? PacketLayer.Ethernet : PacketLayer.Network;
 
     /// <summary>
-    /// Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>); <paramref name="conntrack"/>
-    /// is what connection tracking shows the run (<see cref="ConntrackSimulation"/>), none when null.
+    /// Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>). Connection tracking
+    /// shows the run <paramref name="conntrack"/> when given, else what <paramref name="context"/>'s state means at this
+    /// hook (<see cref="ConntrackSimulation"/>), else nothing.
     /// </summary>
-    public SimulatedRun Run(ReadOnlySpan<byte> packet, ConntrackModel? conntrack = null)
+    public SimulatedRun Run(ReadOnlySpan<byte> packet, PacketContext? context = null, ConntrackModel? conntrack = null)
     {
+        context ??= PacketContext.None;
+        conntrack ??= context.CtState is { } state ? ConntrackSimulation.For(Chain.Hook, state, context.CtDirection) : null;
         var before = CounterTotals();
-        var execution = Interpreter.Run(packet, ContextValues(packet), conntrack);
+        var execution = Interpreter.Run(packet, ContextValues(packet, context), conntrack);
         var after = CounterTotals();
         var decision = Decide(Compiled, before, after, (int)execution.ReturnCode);
         var evaluated = new List<int>();
@@ -129,7 +139,8 @@ public sealed partial class ChainSimulator
         int slot = changed[0];
         var hook = HookFlavour.For(chain.Hook);
         Verdict? verdict = returnCode == hook.ReturnCode(VerdictKind.Drop) ? Verdict.Drop
-            : returnCode == hook.ReturnCode(VerdictKind.Accept) ? Verdict.Accept : null;
+            : returnCode == hook.ReturnCode(VerdictKind.Accept) ? Verdict.Accept
+            : hook.CanReply && returnCode == XdpFlavour.Transmit ? Verdict.Reject() : null;
         ulong bytes = after[slot].Bytes - before[slot].Bytes;
         if (slot < layout.RuleCount)
             return new PacketDecision(verdict, chain.Rules[slot].Name ?? $"#{slot + 1}", slot + 1, Decider.Rule, returnCode, bytes);
@@ -139,15 +150,54 @@ public sealed partial class ChainSimulator
         return new PacketDecision(verdict, "", null, decider, returnCode, bytes);
     }
 
-    /// <summary>Scalar context fields the kernel would fill: for socket buffers, the protocol (__be16 as the u32 reads it).</summary>
-    private IReadOnlyDictionary<string, ulong>? ContextValues(ReadOnlySpan<byte> packet)
+    /// <summary>
+    /// The context fields the kernel would fill: for socket buffers, the protocol (__be16 as the u32 reads it); and the
+    /// interfaces and mark of <paramref name="context"/> where the hook has them (names resolved as the compiler does).
+    /// </summary>
+    private IReadOnlyDictionary<string, ulong> ContextValues(ReadOnlySpan<byte> packet, PacketContext context)
     {
-        if (Interpreter.Context != ContextLayout.SkBuff) return null;
-        ushort etherType = 0;
-        if (Layer == PacketLayer.Ethernet && packet.Length >= 14) etherType = BinaryPrimitives.ReadUInt16BigEndian(packet[12..]);
-        else if (Layer == PacketLayer.Network && packet.Length >= 1) etherType = (packet[0] >> 4) switch { 4 => 0x0800, 6 => 0x86dd, _ => 0 };
-        return new Dictionary<string, ulong> { ["protocol"] = BinaryPrimitives.ReverseEndianness(etherType) };
+        var values = new Dictionary<string, ulong>();
+        uint In() => context.InInterface is { } name ? CompileOptions.SimulatedIndex(name) : 0;
+        uint Out() => context.OutInterface is { } name ? CompileOptions.SimulatedIndex(name) : 0;
+        if (Interpreter.Context == ContextLayout.SkBuff)
+        {
+            ushort etherType = 0;
+            if (Layer == PacketLayer.Ethernet && packet.Length >= 14) etherType = BinaryPrimitives.ReadUInt16BigEndian(packet[12..]);
+            else if (Layer == PacketLayer.Network && packet.Length >= 1) etherType = (packet[0] >> 4) switch { 4 => 0x0800, 6 => 0x86dd, _ => 0 };
+            values["protocol"] = BinaryPrimitives.ReverseEndianness(etherType);
+            values["mark"] = context.Mark;
+            bool incoming = Chain.Hook is Hook.TcIngress or Hook.CgroupIngress;
+            if (incoming && context.InInterface is not null) values["ingress_ifindex"] = In();
+            values["ifindex"] = incoming ? In() : Out();
+        }
+        else if (Interpreter.Context == ContextLayout.XdpMd)
+        {
+            if (context.InInterface is not null) values["ingress_ifindex"] = In();
+        }
+        else if (Interpreter.Context == ContextLayout.NfCtx)
+        {
+            values["state.in.ifindex"] = In();
+            values["state.out.ifindex"] = Out();
+            values["skb.mark"] = context.Mark;
+        }
+        return values;
     }
+
+    /// <summary>What netfilter programs read through their context's kernel pointers, at this kernel's offsets.</summary>
+    private static readonly Lazy<IReadOnlyList<KernelField>> NetfilterKernelFields = new(() =>
+    {
+        int ifindex = Btf.MemberOffset("net_device", "ifindex");
+        return
+        [
+            new KernelField("state.in.ifindex", [8, ifindex], ["struct net_device"], 4),
+            new KernelField("state.out.ifindex", [16, ifindex], ["struct net_device"], 4),
+            new KernelField("skb.mark", [Btf.MemberOffset("sk_buff", "mark")], [], 4),
+        ];
+    });
+
+    /// <summary>Where this kernel keeps what the conntrack model fills in.</summary>
+    private static readonly Lazy<ConntrackLayout> ConntrackFields = new(() =>
+        new ConntrackLayout(Btf.MemberOffset("sk_buff", "_nfct"), Btf.MemberOffset("nf_conn", "status")));
 
     [GeneratedRegex(@"^rule (\d+)(?: |$)")]
     private static partial Regex RuleRegion();

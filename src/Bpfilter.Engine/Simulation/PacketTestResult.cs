@@ -40,6 +40,15 @@ public sealed record PacketDecision(Verdict? Verdict, string Rule, int? Position
         }}";
 }
 
+/// <summary>
+/// What the hook knows of a packet besides its bytes: the interfaces it came in on and goes out of, its mark, and what
+/// connection tracking knows of it (<see cref="ConntrackSimulation"/>; no state: no connection, as in a test run).
+/// </summary>
+public sealed record PacketContext(string? InInterface = null, string? OutInterface = null, uint Mark = 0, CtStates? CtState = null, CtDirection? CtDirection = null)
+{
+    public static PacketContext None { get; } = new();
+}
+
 /// <summary>What Test-BpfPacket returns: the interpreter's decision on one packet, and the kernel's beside it when asked.</summary>
 public sealed class PacketTestResult
 {

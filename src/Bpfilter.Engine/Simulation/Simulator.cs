@@ -38,22 +38,24 @@ public static class Simulator
 
     /// <summary>
     /// Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.
-    /// <paramref name="ctState"/> and <paramref name="ctDirection"/> say what connection tracking knows of it
+    /// <paramref name="context"/>'s CtState and CtDirection say what connection tracking knows of it
     /// (<see cref="ConntrackSimulation"/>); without them it knows nothing, as in a test run.
     /// </summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false, CtStates? ctState = null, CtDirection? ctDirection = null)
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false, PacketContext? context = null)
     {
-        if (ctDirection is not null && ctState is null)
+        if (context is { CtDirection: not null, CtState: null })
             throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument, "-CtDirection needs -CtState: say which state the packet's connection is in");
-        if (kernel && ctState is not null)
+        if (kernel && context?.CtState is not null)
             throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument,
                 "-CtState cannot go with -Kernel: a kernel test run has no connection to give the packet (it sees none: invalid at netfilter hooks and tc-egress, new at xdp and tc-ingress)");
-        var conntrack = ctState is { } state ? ConntrackSimulation.For(chain.Hook, state, ctDirection) : null;
         var simulator = new ChainSimulator(ChainCompiler.Compile(ruleset, chain, CompileOptions.Simulation));
-        var run = simulator.Run(packet, conntrack);
+        var run = simulator.Run(packet, context);
         PacketDecision? kernelDecision = null;
         if (kernel)
         {
+            if (context is not null && context != PacketContext.None)
+                throw new BpfilterException("KernelContextUnsupported", FailureCategory.InvalidArgument,
+                    "the kernel's test run (-Kernel) cannot give a packet an interface or a mark; test those in the interpreter, without -Kernel");
             using var runner = new KernelChainRunner(simulator.Compiled);
             kernelDecision = runner.Run(packet);
         }
@@ -62,8 +64,8 @@ public static class Simulator
     }
 
     /// <summary>Builds the packet from <paramref name="fields"/> for <paramref name="chain"/>'s hook, then runs it.</summary>
-    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false, CtStates? ctState = null, CtDirection? ctDirection = null) =>
-        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel, ctState, ctDirection);
+    public static PacketTestResult Test(Ruleset ruleset, Chain chain, PacketFields fields, bool kernel = false, PacketContext? context = null) =>
+        Test(ruleset, chain, PacketBuilder.Build(fields, ChainSimulator.LayerOf(chain.Hook)), kernel, context);
 
     private static string List(IEnumerable<Chain> chains) => string.Join(", ", chains.Select(c => $"{c.Name} ({c.AttachPoint})"));
 }

@@ -50,6 +50,7 @@ public sealed class ShowBpfProgramCommand : PSCmdlet
         }
         try
         {
+            Deployments.RequireImagePrivileges();
             var deployment = Deployments.Get(Name!);
             foreach (var chain in Select(deployment.Chains, c => c.Chain, deployment.Name, Name))
                 WriteObject(ProgramImage.ReadById(chain.ProgramId).Listing(deployment.Name, chain.Chain), enumerateCollection: true);

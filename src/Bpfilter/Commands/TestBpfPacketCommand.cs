@@ -78,6 +78,28 @@ public sealed class TestBpfPacketCommand : PSCmdlet
     [Alias("Bytes", "Frame")]
     public byte[] Packet { get; set; } = [];
 
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 63)]
+    public int Dscp { get; set; }
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    [ValidateRange(0, 255)]
+    public int Ttl { get; set; } = 64;
+
+    [Parameter(ParameterSetName = FieldsSet)]
+    public SwitchParameter MoreFragments { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(InterfaceCompleter))]
+    public string? InInterface { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(InterfaceCompleter))]
+    public string? OutInterface { get; set; }
+
+    [Parameter]
+    public uint Mark { get; set; }
+
     [Parameter]
     public SwitchParameter Kernel { get; set; }
 
@@ -106,9 +128,11 @@ public sealed class TestBpfPacketCommand : PSCmdlet
             var chain = Simulator.SelectChain(Ruleset!, Chain, hook);
             CtStates? ctState = CtState is null ? null : Parsed(nameof(CtState), () => CtStateNames.ParseOne(CtState));
             CtDirection? ctDirection = CtDirection is null ? null : Parsed(nameof(CtDirection), () => CtDirectionNames.Parse(CtDirection));
+            var context = InInterface is null && OutInterface is null && Mark == 0 && ctState is null && ctDirection is null ? null
+                : new PacketContext(InInterface, OutInterface, Mark, ctState, ctDirection);
             var result = ParameterSetName == BytesSet
-                ? Simulator.Test(Ruleset!, chain, Packet, Kernel, ctState, ctDirection)
-                : Simulator.Test(Ruleset!, chain, Fields(), Kernel, ctState, ctDirection);
+                ? Simulator.Test(Ruleset!, chain, Packet, Kernel, context)
+                : Simulator.Test(Ruleset!, chain, Fields(), Kernel, context);
             WriteObject(result);
         }
         catch (BpfilterException e)
@@ -134,8 +158,8 @@ public sealed class TestBpfPacketCommand : PSCmdlet
         var protocol = IpProtocol.Parse(Protocol);
         if (TcpFlags is not null && protocol != IpProtocol.Tcp)
             throw new BpfilterException("PacketInvalid", FailureCategory.InvalidArgument, $"-TcpFlags needs -Protocol tcp, not {protocol}");
-        if (IcmpType is not null && protocol != IpProtocol.Icmp)
-            throw new BpfilterException("PacketInvalid", FailureCategory.InvalidArgument, $"-IcmpType needs -Protocol icmp, not {protocol}");
+        if (IcmpType is not null && !protocol.IsIcmp)
+            throw new BpfilterException("PacketInvalid", FailureCategory.InvalidArgument, $"-IcmpType needs -Protocol icmp or icmpv6, not {protocol}");
         return new PacketFields
         {
             Source = Source,
@@ -145,6 +169,9 @@ public sealed class TestBpfPacketCommand : PSCmdlet
             DestinationPort = (ushort?)DestinationPort,
             Length = Length,
             FragmentOffset = (ushort)FragmentOffset,
+            MoreFragments = MoreFragments,
+            Dscp = (byte)Dscp,
+            Ttl = (byte)Ttl,
             EtherType = (ushort?)EtherType,
             TcpFlags = TcpFlags is null ? Engine.Rules.TcpFlags.Syn : TcpFlagNames.Parse(TcpFlags),
             IcmpType = IcmpType is null ? null : IcmpTypes.Parse(IcmpType, v6: Source.Contains(':')),

@@ -21,6 +21,7 @@ public sealed class UnpublishBpfProgramCommand : PSCmdlet
         IEnumerable<string> selected;
         try
         {
+            Deployments.RequireUnpublishPrivileges();
             selected = DeploymentSelection.Select(this, Name).ToList();
         }
         catch (BpfilterException e)

@@ -76,7 +76,7 @@ internal static class ConntrackMatcher
     }
 
     /// <summary>Keeps the context (r1 at entry) on the stack for <see cref="EmitState"/>.</summary>
-    public static void SaveContext(Assembler asm) => asm.Store(Size.DoubleWord, Register.R10, PacketRecord.CtContext, Register.R1);
+    public static void SaveContext(Assembler asm) => asm.Store(Size.DoubleWord, Register.R10, PacketRecord.Context, Register.R1);
 
     /// <summary>
     /// Fills the record's state and direction; runs once, after the parser. Uses r0–r6 and r9. At a hook that knows
@@ -113,7 +113,7 @@ internal static class ConntrackMatcher
     /// <summary>The state from skb->_nfct, as xt_conntrack reads it: no connection is invalid, or untracked when ctinfo says so.</summary>
     private static void EmitAttached(Assembler asm, Hook hook, Label done)
     {
-        asm.Load(Size.DoubleWord, Register.R1, Register.R10, PacketRecord.CtContext);
+        asm.Load(Size.DoubleWord, Register.R1, Register.R10, PacketRecord.Context);
         if (hook == Hook.TcEgress)
         {
             asm.CallKfunc("bpf_cast_to_kern_ctx"); // the struct sk_buff behind the __sk_buff context
@@ -123,7 +123,7 @@ internal static class ConntrackMatcher
         {
             asm.Load(Size.DoubleWord, Register.R1, Register.R1, 8); // bpf_nf_ctx->skb
         }
-        asm.LoadKernelField(Size.DoubleWord, Register.R2, Register.R1, "sk_buff", "_nfct");
+        asm.Load(Size.DoubleWord, Register.R2, Register.R1, (short)Kernel.Btf.MemberOffset("sk_buff", "_nfct"));
         asm.Mov(Register.R3, Register.R2);
         asm.Alu64(AluOp.And, Register.R3, CtInfoMask);
         asm.Alu64(AluOp.And, Register.R2, ~CtInfoMask);
@@ -315,7 +315,7 @@ internal static class ConntrackMatcher
         asm.Store(Size.DoubleWord, Register.R10, (short)(Opts + 8), 0);
         asm.Store(Size.Word, Register.R10, Opts, CurrentNetns);
         asm.Store(Size.Byte, Register.R10, (short)(Opts + OptsProtocol), Register.R6);
-        asm.Load(Size.DoubleWord, Register.R1, Register.R10, PacketRecord.CtContext);
+        asm.Load(Size.DoubleWord, Register.R1, Register.R10, PacketRecord.Context);
         asm.Mov(Register.R2, Register.R10);
         asm.Alu64(AluOp.Add, Register.R2, Tuple);
         asm.Mov(Register.R4, Register.R10);
@@ -324,7 +324,7 @@ internal static class ConntrackMatcher
         asm.CallKfunc(lookup);
         asm.Jump(JumpOp.Jeq, Register.R0, 0, missed);
         asm.Mov(Register.R6, Register.R0);
-        asm.LoadKernelField(Size.DoubleWord, Register.R9, Register.R6, "nf_conn", "status");
+        asm.Load(Size.DoubleWord, Register.R9, Register.R6, (short)Kernel.Btf.MemberOffset("nf_conn", "status"));
         asm.Mov(Register.R1, Register.R6);
         asm.CallKfunc("bpf_ct_release");
         asm.Load(Size.Byte, Register.R1, Register.R10, (short)(Opts + OptsDirection));

@@ -70,6 +70,25 @@ internal sealed partial class Machine
                 packet.Bytes((int)offset, (int)length).CopyTo(to);
                 return RegisterValue.Scalar(0);
             }
+            case 44: // long bpf_xdp_adjust_head(struct xdp_buff *xdp_md, int delta)
+            case 65: // long bpf_xdp_adjust_tail(struct xdp_buff *xdp_md, int delta)
+            {
+                var ctx = Get(1);
+                if (ctx.Tag is not MemoryRegion { Kind: RegionKind.Context } context || ctx.Bits != context.Address || context.Layout != ContextLayout.XdpMd)
+                    throw Error($"passes r1 to {HelperName(id)}, which needs the XDP context");
+                int delta = (int)(uint)Get(2).Bits;
+                var packet = context.Packet!;
+                // Within the frame's buffer, as the kernel: the headroom in front, the frame at least 14 bytes.
+                int headroom = packet.Start, length = packet.Length;
+                int start = id == 44 ? headroom + delta : headroom;
+                int newLength = id == 44 ? length - delta : length + delta;
+                if (start < 0 || newLength < 14 || start + newLength > packet.Buffer.Length) return RegisterValue.Scalar(unchecked((ulong)-EINVAL));
+                var buffer = packet.Buffer.ToArray();
+                if (id == 65 && delta > 0) buffer.AsSpan(start + length, delta).Clear();
+                context.Packet = new MemoryRegion($"the packet ({newLength} bytes)", RegionKind.Packet, buffer, start, newLength, true,
+                    unchecked(packet.Address + (ulong)(start - headroom)));
+                return RegisterValue.Scalar(0);
+            }
             case 130: // long bpf_ringbuf_output(ringbuf, void *data, u64 size, u64 flags)
             {
                 var ring = RingArgument(1, id);
@@ -213,7 +232,8 @@ internal sealed partial class Machine
         if (protocol is not (6 or 17)) return Failed(opts, EPROTO);
         if (_conntrack.Lookup is not { } entry) return Failed(opts, ENOENT);
         opts[9] = entry.Direction;
-        var connection = new KernelObject("struct nf_conn", _addresses.Next(), null, new Dictionary<string, ulong> { ["status"] = entry.Status }, acquired: true);
+        var connection = new KernelObject("struct nf_conn", _addresses.Next(), null) { Acquired = true };
+        if (_vm.Options.Conntrack is { } layout) connection.Fields[(layout.ConnectionStatus, 8)] = RegisterValue.Scalar(entry.Status);
         _references.Add(connection);
         return new RegisterValue(connection.Address, connection);
     }

@@ -2,6 +2,13 @@ using System.Buffers.Binary;
 
 namespace Bpfilter.Engine.Ebpf.Interpreter;
 
+/// <summary>
+/// A field of a kernel object behind the context that programs may load through BTF pointers: its path from a context
+/// field ("state.in.ifindex": ctx->state->in->ifindex), the byte offset of each step after the first, the type of
+/// each object reached through a pointer, and the last field's size. A run's context values set it by its path.
+/// </summary>
+public sealed record KernelField(string Path, IReadOnlyList<int> Offsets, IReadOnlyList<string> Types, int Size);
+
 /// <summary>What a load of a context field yields.</summary>
 public enum ContextFieldKind
 {
@@ -135,14 +142,14 @@ public sealed class ContextLayout
     }
 
     /// <summary>The context bytes for one run: scalar fields from <paramref name="values"/> (by field name) or their defaults.</summary>
-    internal byte[] Build(int packetLength, IReadOnlyDictionary<string, ulong>? values)
+    internal byte[] Build(int packetLength, IReadOnlyDictionary<string, ulong>? values, IReadOnlyList<KernelField> kernelFields)
     {
         var bytes = new byte[Size];
         if (values is not null)
         {
             foreach (var name in values.Keys)
             {
-                if (!_names.Contains(name))
+                if (!_names.Contains(name) && kernelFields.All(k => k.Path != name))
                     throw new BpfilterException("InterpreterContextInvalid", FailureCategory.InvalidArgument,
                         $"{StructName} has no field '{name}' (fields: {string.Join(", ", Fields.Select(f => f.Name))})");
             }

@@ -15,6 +15,12 @@ public sealed record InterpreterOptions
     /// <summary>bpf_ktime_get_ns and its siblings; null for a monotonic clock of this process.</summary>
     public Func<ulong>? Clock { get; init; }
 
+    /// <summary>The fields of kernel objects behind the context that the program may load (the kernel's offsets).</summary>
+    public IReadOnlyList<KernelField> KernelFields { get; init; } = [];
+
+    /// <summary>Where the kernel keeps what a run's <see cref="ConntrackModel"/> fills in; null: programs read no conntrack field.</summary>
+    public ConntrackLayout? Conntrack { get; init; }
+
     /// <summary>Seed of bpf_get_prandom_u32, so that runs repeat.</summary>
     public int RandomSeed { get; init; }
 
@@ -105,15 +111,6 @@ public sealed class EbpfInterpreter
 
     /// <summary>The clock when none is given: nanoseconds since this process started, never going back.</summary>
     internal static readonly System.Diagnostics.Stopwatch Monotonic = System.Diagnostics.Stopwatch.StartNew();
-
-    private Dictionary<int, KernelFieldReference>? _fields;
-
-    /// <summary>The kernel struct field the load at <paramref name="index"/> reads, if it reads one.</summary>
-    internal KernelFieldReference? FieldAt(int index)
-    {
-        _fields ??= Program.FieldReferences.GroupBy(f => f.InstructionIndex).ToDictionary(g => g.Key, g => g.First());
-        return _fields.GetValueOrDefault(index);
-    }
 
     /// <summary>
     /// Runs the program once on <paramref name="packet"/> (the bytes the hook sees: a frame at XDP and TC, an IP

@@ -19,6 +19,7 @@ internal sealed partial class Machine
     private readonly List<int> _path = new();
     private readonly List<string> _trace = new();
     private readonly MemoryRegion _packet;
+    private const int XdpHeadroom = 256, XdpFrameSize = 4096;
     private readonly MemoryRegion _context;
     private readonly Dictionary<string, KernelObject> _kernelObjects = new();
     private readonly ConntrackModel _conntrack;
@@ -35,9 +36,13 @@ internal sealed partial class Machine
         _vm = vm;
         _conntrack = conntrack;
         _code = vm.Code;
-        _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, packet, 0, packet.Length, true, _addresses.Next());
         var layout = vm.Context;
-        var ctx = layout.Build(packet.Length, contextValues);
+        // An XDP frame sits in a buffer with headroom in front and tailroom behind, for bpf_xdp_adjust_head and _tail.
+        int headroom = layout == ContextLayout.XdpMd ? XdpHeadroom : 0;
+        var buffer = layout == ContextLayout.XdpMd ? new byte[Math.Max(XdpFrameSize, headroom + packet.Length + 256)] : packet;
+        if (headroom > 0) packet.CopyTo(buffer, headroom);
+        _packet = new MemoryRegion($"the packet ({packet.Length} bytes)", RegionKind.Packet, buffer, headroom, packet.Length, true, _addresses.Next());
+        var ctx = layout.Build(packet.Length, contextValues, vm.Options.KernelFields);
         _context = new MemoryRegion(layout.StructName, RegionKind.Context, ctx, 0, ctx.Length, true, _addresses.Next())
         {
             Layout = layout,
@@ -49,15 +54,38 @@ internal sealed partial class Machine
             var type = field.ObjectType ?? field.Name;
             _kernelObjects[field.Name] = type == "struct sk_buff" ? SocketBuffer() : new KernelObject(type, _addresses.Next(), null);
         }
+        foreach (var model in vm.Options.KernelFields)
+        {
+            // "state.in.ifindex": the object behind ctx field "state", its pointer member "in", that object's "ifindex".
+            var path = model.Path.Split('.');
+            var obj = _kernelObjects[path[0]];
+            for (int i = 1; i < path.Length - 1; i++)
+            {
+                var key = (model.Offsets[i - 1], 8);
+                if (!obj.Fields.TryGetValue(key, out var next))
+                {
+                    var child = new KernelObject(model.Types[i - 1], _addresses.Next(), null);
+                    next = new RegisterValue(child.Address, child);
+                    obj.Fields[key] = next;
+                }
+                obj = (KernelObject)next.Tag!;
+            }
+            ulong value = contextValues is not null && contextValues.TryGetValue(model.Path, out var given) ? given : 0;
+            obj.Fields[(model.Offsets[^1], model.Size)] = RegisterValue.Scalar(value);
+        }
         _stack = NewStack();
         Set(1, new RegisterValue(_context.Address, _context));
         _regs[R10] = new RegisterValue(_stack.Address + StackSize, _stack);
         _init[R10] = true;
     }
 
-    /// <summary>The run's struct sk_buff: its data is the packet; its one readable field, _nfct, comes from the conntrack model.</summary>
-    private KernelObject SocketBuffer() =>
-        new("struct sk_buff", _addresses.Next(), _packet, new Dictionary<string, ulong> { ["_nfct"] = _conntrack.SkbNfct });
+    /// <summary>The run's struct sk_buff: its data is the packet; with a conntrack layout, its _nfct comes from the conntrack model.</summary>
+    private KernelObject SocketBuffer()
+    {
+        var skb = new KernelObject("struct sk_buff", _addresses.Next(), _packet);
+        if (_vm.Options.Conntrack is { } layout) skb.Fields[(layout.SkbNfct, 8)] = RegisterValue.Scalar(_conntrack.SkbNfct);
+        return skb;
+    }
 
     private MemoryRegion NewStack() =>
         new(_frames.Count == 0 ? "the stack" : $"the stack of call frame {_frames.Count}", RegionKind.Stack, new byte[StackSize], 0, StackSize, true, _addresses.Next());
@@ -350,7 +378,8 @@ internal sealed partial class Machine
         if (_references.FirstOrDefault(r => !r.Released) is { } held)
             Fault($"exits holding a reference to {held.TypeName} that it never released (the verifier says: Unreleased reference)");
         if (r0.Tag is not null) Fault($"returns a pointer into {r0.Tag}, not a number");
-        return new ExecutionResult(r0.Bits, _steps, _packet.Buffer.ToArray(), _path, _trace);
+        var final = _context.Packet!;
+        return new ExecutionResult(r0.Bits, _steps, final.Bytes(0, final.Length).ToArray(), _path, _trace);
     }
 
     // --- 64-bit immediates --------------------------------------------------------------------------------
@@ -466,30 +495,18 @@ internal sealed partial class Machine
         bool signExtend = mode == 0x80;
         if (signExtend && size == 8) Invalid(insn, "a sign-extending load of 8 bytes");
         CheckRegister(insn.Dst);
-        var pointer = Get(insn.Src);
-        if (pointer.Tag is KernelObject kernelObject && _vm.FieldAt(_pc) is { } field)
-        {
-            Set(insn.Dst, KernelFieldLoad(kernelObject, pointer, insn.Src, field, size, signExtend));
-            return;
-        }
-        Set(insn.Dst, Load(pointer, insn.Src, insn.Offset, size, signExtend));
-    }
-
-    /// <summary>A load through a kernel pointer at a field offset the loader fills in: the modelled value of that field.</summary>
-    private RegisterValue KernelFieldLoad(KernelObject target, RegisterValue pointer, int register, KernelFieldReference field, int size, bool signExtend)
-    {
-        if (pointer.Bits != target.Address) Fault($"reads {field} through r{register}, which points inside {target.TypeName}, not at its start");
-        if (target.Released) Fault($"reads {field} of {target.TypeName} after releasing it");
-        if (target.TypeName != "struct " + field.Struct) Fault($"reads {field} through r{register}, which points to {target.TypeName}");
-        if (!target.Fields.TryGetValue(field.Field, out var value))
-            Fault($"reads {field}, a field of {target.TypeName} the interpreter does not model (it models {string.Join(", ", target.Fields.Keys)})");
-        if (signExtend) Fault($"reads {field} with a sign-extending load");
-        ulong mask = size == 8 ? ulong.MaxValue : (1UL << (8 * size)) - 1;
-        return RegisterValue.Scalar(value & mask);
+        Set(insn.Dst, Load(Get(insn.Src), insn.Src, insn.Offset, size, signExtend));
     }
 
     private RegisterValue Load(RegisterValue pointer, int register, int displacement, int size, bool signExtend)
     {
+        if (pointer.Tag is KernelObject obj)
+        {
+            if (obj.Released) Fault($"reads r{register}, a {obj.TypeName} it released already");
+            long at = unchecked((long)(pointer.Bits - obj.Address)) + displacement;
+            if (!signExtend && obj.Fields.TryGetValue(((int)at, size), out var field)) return field;
+            Fault($"reads {size} bytes at offset {at} of {obj.TypeName}, which this interpreter does not model (it models {string.Join(", ", obj.Fields.Keys.Select(k => $"{k.Size} bytes at {k.Offset}"))})");
+        }
         var region = Resolve(pointer, register, displacement, size, write: false, out int offset);
         if (region.Kind == RegionKind.Context) return ContextLoad(region, offset, size, signExtend);
         if (region.Kind == RegionKind.Stack && size == 8 && region.Spills?.TryGetValue(offset, out var spilled) == true) return spilled;

@@ -49,8 +49,8 @@ public sealed class MemoryRegion
     /// <summary>Context regions: the layout that says which loads are allowed and what they yield.</summary>
     internal ContextLayout? Layout { get; init; }
 
-    /// <summary>Context regions: the packet that data and data_end point into.</summary>
-    internal MemoryRegion? Packet { get; init; }
+    /// <summary>Context regions: the packet that data and data_end point into (a new region after bpf_xdp_adjust_head or _tail).</summary>
+    internal MemoryRegion? Packet { get; set; }
 
     /// <summary>Ring buffer records: the reservation to submit or discard.</summary>
     internal RingBufferReservation? Reservation { get; init; }
@@ -80,28 +80,20 @@ public sealed class MemoryRegion
 }
 
 /// <summary>
-/// An object of the kernel that a program holds a pointer to (struct sk_buff of a netfilter hook, a struct nf_conn a
-/// lookup returned): kernel functions take it, and loads at kernel field offsets read the fields the interpreter models.
+/// An object of the kernel that a program holds a pointer to (struct sk_buff of a netfilter hook): only the fields
+/// in <see cref="Fields"/> can be loaded, as the verifier allows BTF-typed loads; the rest only kernel functions read.
 /// </summary>
 public sealed class KernelObject
 {
-    internal KernelObject(string typeName, ulong address, MemoryRegion? packet, IReadOnlyDictionary<string, ulong>? fields = null, bool acquired = false)
+    /// <summary>Readable fields by (byte offset, size): a number, or a pointer to another kernel object.</summary>
+    internal Dictionary<(int Offset, int Size), RegisterValue> Fields { get; } = new();
+
+    internal KernelObject(string typeName, ulong address, MemoryRegion? packet)
     {
         TypeName = typeName;
         Address = address;
         Packet = packet;
-        Fields = fields ?? new Dictionary<string, ulong>();
-        Acquired = acquired;
     }
-
-    /// <summary>The fields a program may read, by name.</summary>
-    internal IReadOnlyDictionary<string, ulong> Fields { get; }
-
-    /// <summary>True for a reference a kernel function handed out that the program must release (KF_ACQUIRE).</summary>
-    internal bool Acquired { get; }
-
-    /// <summary>Set once the program has released it; any later use is a fault.</summary>
-    internal bool Released { get; set; }
 
     /// <summary>"struct sk_buff", "struct nf_hook_state".</summary>
     public string TypeName { get; }
@@ -109,6 +101,12 @@ public sealed class KernelObject
 
     /// <summary>For socket buffers: their data.</summary>
     internal MemoryRegion? Packet { get; }
+
+    /// <summary>True for a reference a kernel function handed out that the program must release (KF_ACQUIRE: a conntrack lookup's connection).</summary>
+    internal bool Acquired { get; init; }
+
+    /// <summary>Set once the program has released it; any later use is a fault.</summary>
+    internal bool Released { get; set; }
 
     public override string ToString() => TypeName;
 }

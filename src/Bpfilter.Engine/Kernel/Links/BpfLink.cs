@@ -41,7 +41,8 @@ public class BpfLink : IDisposable
         }
         catch (KernelException e) when (e.Errno == 67)
         {
-            throw new KernelException(e.Operation, e.Errno, "the link is defunct: its interface or cgroup was removed", "LinkDefunct");
+            throw new KernelException(e.Operation, e.Errno, "the link is defunct: its interface or cgroup was removed", "LinkDefunct",
+                FailureCategory.ResourceUnavailable);
         }
     }
 

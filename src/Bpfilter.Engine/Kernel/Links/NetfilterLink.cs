@@ -27,7 +27,7 @@ public sealed class NetfilterLink : BpfLink
         catch (KernelException e) when (e.Errno == 16)
         {
             throw new KernelException(e.Operation, e.Errno,
-                $"another BPF program already runs at {hook.ToName()} priority {priority}: give this chain another priority", "PriorityBusy");
+                $"another BPF program already runs at {hook.ToName()} priority {priority}: give this chain another priority", "PriorityBusy", FailureCategory.ResourceBusy);
         }
     }
 }

@@ -21,7 +21,7 @@ public sealed class TcxLink : BpfLink
         }
         catch (KernelException e) when (e.Errno == 22)
         {
-            throw new KernelException(e.Operation, e.Errno, "TCX needs Linux 6.6 or later", "HookUnsupported");
+            throw new KernelException(e.Operation, e.Errno, "TCX needs Linux 6.6 or later", "HookUnsupported", FailureCategory.NotImplemented);
         }
     }
 }

@@ -22,7 +22,7 @@ public sealed class XdpLink : BpfLink
         catch (KernelException e) when (e.Errno is 16 or 17)
         {
             throw new KernelException(e.Operation, e.Errno,
-                "another XDP program is already attached to this interface (see 'ip link show'); detach it first", "InterfaceBusy");
+                "another XDP program is already attached to this interface (see 'ip link show'); detach it first", "InterfaceBusy", FailureCategory.ResourceBusy);
         }
     }
 }
