@@ -37,10 +37,14 @@ function Invoke-Native([string] $Command, [string[]] $Arguments) {
 }
 
 function Install-Prerequisites {
-    # Namespaces and veth pairs come from iproute2; the iptables tests restore and save dumps with iptables-restore and
-    # iptables-save; the privilege and error tests drop capabilities with setpriv and hide mounts in a namespace of their
-    # own with unshare, mount and umount. A bare machine may lack them.
-    $needed = [ordered]@{ ip = 'iproute2'; 'iptables-restore' = 'iptables'; setpriv = 'util-linux'; unshare = 'util-linux'; mount = 'mount'; umount = 'mount' }
+    # Namespaces and veth pairs come from iproute2; the iptables and differential tests restore and save rules with
+    # iptables and ip6tables (and their -legacy forms, which the same package brings) and keep address lists in ipsets;
+    # the privilege and error tests drop capabilities with setpriv and hide mounts in a namespace of their own with
+    # unshare, mount and umount. A bare machine may lack them.
+    $needed = [ordered]@{
+        ip = 'iproute2'; 'iptables-restore' = 'iptables'; 'ip6tables-restore' = 'iptables'; ipset = 'ipset'
+        setpriv = 'util-linux'; unshare = 'util-linux'; mount = 'mount'; umount = 'mount'
+    }
     $missing = @($needed.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) })
     if ($missing.Count -eq 0) { return }
     $packages = @($missing | ForEach-Object { $needed[$_] } | Select-Object -Unique)

@@ -23,7 +23,7 @@ function Remove-Sandbox {
 Import-Module $ModulePath
 try {
     Remove-Sandbox   # a demo killed with SIGKILL earlier may have left its namespaces
-    if (Get-BpfChain | Where-Object Deployment -EQ demo) { Unpublish-BpfProgram -Name demo }
+    if (Get-BpfChain -Name demo -ErrorAction Ignore) { Unpublish-BpfProgram -Name demo }
     ip netns add bpfd-tx
     ip netns add bpfd-rx
     ip link add bpfd0 netns bpfd-tx type veth peer name bpfd1 netns bpfd-rx
@@ -45,13 +45,13 @@ try {
     try { & ip netns exec bpfd-tx dotnet pwsh -NoProfile -File (Join-Path $samples 'demo-traffic.ps1') | Out-Host }
     finally { Pop-Location }
 
-    Write-Host "`n> Get-BpfChain"
-    Get-BpfChain | Format-Table | Out-Host
+    Write-Host "`n> Get-BpfChain -Name demo"
+    Get-BpfChain -Name demo | Format-Table | Out-Host
     Write-Host '> Get-BpfCounter -Name demo'
     Get-BpfCounter -Name demo | Format-Table | Out-Host
 }
 finally {
-    if (Get-BpfChain -ErrorAction Ignore | Where-Object Deployment -EQ demo) {
+    if (Get-BpfChain -Name demo -ErrorAction Ignore) {
         Write-Host '> Unpublish-BpfProgram -Name demo'
         Unpublish-BpfProgram -Name demo
     }

@@ -102,16 +102,19 @@ public sealed class CompilerTests
     }
 
     [Fact]
-    public void Port_is_compared_in_host_order_after_the_protocol_and_the_transport_header_test()
+    public void Port_is_compared_in_host_order_after_the_protocol_and_the_transport_header_tests()
     {
         var program = ChainCompiler.Compile(ChainOf("INPUT", new Rule("r", Matches.Simple(protocol: IpProtocol.Tcp, destinationPort: 23), Verdict.Drop))).Program;
         var body = RuleBody(program, "rule 1 r");
         Assert.Equal((0x61, PacketRecordOffsets.Protocol), (body[0].Opcode, body[0].Offset));   // w0 = protocol
         Assert.Equal((0xa4, 6), (body[1].Opcode, body[1].Immediate));                           // w0 ^= 6
         Assert.Equal((0x56, 0), (body[2].Opcode, body[2].Immediate));                           // if w0 != 0
-        Assert.Equal((0x61, PacketRecordOffsets.HasTransport), (body[3].Opcode, body[3].Offset));
-        Assert.Equal((0x61, PacketRecordOffsets.DestinationPort), (body[6].Opcode, body[6].Offset));
-        Assert.Equal((0xa4, 23), (body[7].Opcode, body[7].Immediate));                          // w0 ^= 23
+        Assert.Equal((0x61, PacketRecordOffsets.HasTransport), (body[3].Opcode, body[3].Offset)); // cut short? then malformed
+        Assert.Equal((0xa4, 2), (body[4].Opcode, body[4].Immediate));
+        Assert.Equal(0x05, body[6].Opcode);                                                     // goto malformed
+        Assert.Equal((0x61, PacketRecordOffsets.HasTransport), (body[7].Opcode, body[7].Offset)); // read?
+        Assert.Equal((0x61, PacketRecordOffsets.DestinationPort), (body[10].Opcode, body[10].Offset));
+        Assert.Equal((0xa4, 23), (body[11].Opcode, body[11].Immediate));                        // w0 ^= 23
     }
 
     private static List<Instruction> RuleBody(EbpfProgram program, string region)

@@ -182,6 +182,8 @@ public sealed class YamlRulesetWriterTests(ITestOutputHelper output)
     public void Each_format_is_written_by_its_own_writer()
     {
         Assert.Equal(YamlRulesetWriter.Write(Samples.Demo), RulesetWriter.Write(Samples.Demo, RulesetFormat.Yaml));
-        Assert.Equal(Formats.Iptables.IptablesSaveWriter.Write(Samples.Demo, IpFamily.Ipv4), RulesetWriter.Write(Samples.Demo, RulesetFormat.IptablesSave));
+        var input = Samples.Demo.Chains[0];
+        var atInput = new Ruleset("demo", [new Chain("INPUT", Hook.NfInput, null, input.Policy, input.Rules)]);
+        Assert.Equal(Formats.Iptables.IptablesSaveWriter.Write(atInput, IpFamily.Ipv4), RulesetWriter.Write(atInput, RulesetFormat.IptablesSave));
     }
 }

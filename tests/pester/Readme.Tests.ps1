@@ -12,12 +12,13 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'TestSandbox.ps1')
     $script:sandbox = New-TestSandbox -Subnet 10.205.0
     $script:rx = $sandbox.Rx; $script:rxIf = $sandbox.RxIf
-    $script:names = @{ demo = "bpft-r$($sandbox.Id)"; quick = "bpft-q$($sandbox.Id)" }
+    $script:names = @{ demo = "bpft-r$($sandbox.Id)"; quick = "bpft-q$($sandbox.Id)"; web = "bpft-w$($sandbox.Id)" }
 
     # The demo ruleset with this sandbox's interface and name, where the README's examples read it.
     $script:demoYaml = Join-Path $TestDrive 'demo.yaml'
     function ConvertTo-Sandbox([string] $Text) {
         $Text -replace 'bpfd-rx', $rx -replace 'bpfd1', $rxIf -replace '(?<=name: |-Name )demo\b', $names.demo -replace '(?<=-Name )quick\b', $names.quick `
+            -replace '(?<=-Name )web\b', $names.web -replace '\./samples/web\.rules', (Join-Path $repo 'samples/web.rules') `
             -replace '\./samples/demo\.yaml', $demoYaml -replace '\./out/Bpfilter/Bpfilter\.psd1', $module
     }
     ConvertTo-Sandbox (Get-Content (Join-Path $repo 'samples/demo.yaml') -Raw) | Set-Content $demoYaml
@@ -30,7 +31,7 @@ AfterAll {
 
 Describe 'README examples' {
     It 'has the examples this test knows how to run' {
-        ($blocks | Where-Object Language -EQ 'powershell').Count | Should -Be 2
+        ($blocks | Where-Object Language -EQ 'powershell').Count | Should -Be 3
         ($blocks | Where-Object Language -EQ 'yaml').Count | Should -Be 1
     }
 
@@ -41,6 +42,17 @@ Describe 'README examples' {
         (Get-BpfChain -Name $names.quick).Chain | Should -Be 'INPUT'
         "/sys/fs/bpf/bpfilter/$($names.demo)" | Should -Not -Exist
         Unpublish-BpfProgram -Name $names.quick
+    }
+
+    It 'runs the iptables-save example: import the dump at xdp, publish, counters and log' {
+        $script = ConvertTo-Sandbox ($blocks | Where-Object Language -EQ 'powershell' | Select-Object -Skip 1 -First 1).Text
+        $output = & ([scriptblock]::Create($script)) | Out-String
+        $output | Should -Match 'banned host'
+        $rows = @(Get-BpfCounter -Name $names.web)
+        $rows.Rule | Should -Contain 'no telnet'
+        $rows.Rule | Should -Contain 'banned host'
+        (Get-BpfChain -Name $names.web | Where-Object Chain -EQ INPUT).Hook | Should -Be 'Xdp'
+        Unpublish-BpfProgram -Name $names.web
     }
 
     It 'shows a ruleset that reads as the demo ruleset' {

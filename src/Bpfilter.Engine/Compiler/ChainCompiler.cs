@@ -49,12 +49,13 @@ public static class ChainCompiler
     {
         private readonly Assembler _asm = new();
         private Label _count = null!;
+        private Label _malformed = null!;
 
         public EbpfProgram Emit()
         {
             var asm = _asm;
             var notIp = asm.NewLabel("not_ip");
-            var malformed = asm.NewLabel("malformed");
+            var malformed = _malformed = asm.NewLabel("malformed");
             var rules = asm.NewLabel("rules");
             var policy = asm.NewLabel("policy");
             _count = asm.NewLabel("count");
@@ -166,7 +167,15 @@ public static class ChainCompiler
             }
             if (m.Source is { } source) yield return Address(source, true);
             if (m.Destination is { } destination) yield return Address(destination, false);
-            if (m.NeedsTransport) yield return HeaderMatchers.HasTransport();
+            if (m.NeedsTransport)
+            {
+                // A long jump: the malformed exit may be far beyond a conditional jump's reach.
+                var whole = _asm.NewLabel("transport_whole");
+                HeaderMatchers.TransportCutShort().Emit(_asm, jumpIfHolds: false, whole);
+                _asm.Jump(_malformed);
+                _asm.Mark(whole);
+                yield return HeaderMatchers.HasTransport();
+            }
             if (m.SourcePort is { } sourcePort) yield return Ports(sourcePort, true);
             if (m.DestinationPort is { } destinationPort) yield return Ports(destinationPort, false);
             if (m.TcpFlags is { } flags) yield return HeaderMatchers.TcpFlags(flags);
@@ -221,10 +230,10 @@ public static class ChainCompiler
 
         private static string HookAdvice(string key) => key switch
         {
-            "in-interface" => "in-interface is known at xdp, tc-ingress and cgroup-ingress",
-            "out-interface" => "out-interface is known at tc-egress and cgroup-egress",
+            "in-interface" => "in-interface is known at xdp, tc-ingress, nf-prerouting, nf-input, nf-forward and cgroup-ingress",
+            "out-interface" => "out-interface is known at tc-egress, nf-forward, nf-output, nf-postrouting and cgroup-egress",
             "ct-state" or "ct-direction" => "connection state is known at the netfilter hooks, tc-ingress, tc-egress and xdp; see about_Bpfilter_Stateful",
-            _ => "the mark is known at tc and cgroup hooks",
+            _ => "the mark is known at every hook but xdp",
         };
 
         private static string Describe(string chainName, int index, Rule rule) =>

@@ -8,12 +8,12 @@ namespace Bpfilter.Engine.Compiler;
 /// IP); IPv4 with its options skipped, or IPv6 with its extension headers walked (hop-by-hop, routing, fragment,
 /// destination options, authentication; at most <see cref="MaxExtensionHeaders"/>) to the transport header; then the
 /// ports and flags of TCP, the ports of UDP, the type and code of ICMP and ICMPv6. Non-first fragments carry no
-/// transport header. Anything that is not IP goes to <c>notIp</c>; an IP header, an extension header or a transport
-/// header cut short, a wrong version or IHL go to <c>malformed</c>.
+/// transport header. Anything that is not IP goes to <c>notIp</c>; an IP header or an extension header cut short, a
+/// wrong version or IHL, or more than <see cref="MaxExtensionHeaders"/> extension headers go to <c>malformed</c>.
 /// </summary>
 internal static class HeaderParser
 {
-    public const int MaxExtensionHeaders = 8;
+    public const int MaxExtensionHeaders = 16;
 
     /// <summary>Extension headers may not push the transport header beyond this offset (the verifier needs a bound).</summary>
     private const int MaxTransportOffset = 2048;
@@ -184,15 +184,22 @@ internal static class HeaderParser
             asm.Mark(next);
             asm.Jump(JumpOp.Jgt, Offset, MaxTransportOffset, malformed);
         }
-        // Still an extension header after the most this parser walks: the transport header stays unknown.
+        // Still an extension header after the most this parser walks: a packet that hides its transport header that
+        // deep is malformed (iptables would walk on; a filter that stopped here could be bypassed by padding).
+        foreach (var extension in new[] { 0, 43, 60, 44, 51 }) asm.Jump(JumpOp.Jeq, Next, extension, malformed);
         asm.Mark(reached);
         PacketRecord.Store(asm, PacketRecord.Protocol, Next);
         asm.Jump(transport);
     }
 
-    /// <summary>Reads the ports and flags of TCP, the ports of UDP, the type and code of ICMP and ICMPv6, at Offset.</summary>
+    /// <summary>
+    /// Reads the ports and flags of TCP, the ports of UDP, the type and code of ICMP and ICMPv6, at Offset. A transport
+    /// header cut short is marked so (HasTransport = <see cref="PacketRecord.TransportCutShort"/>): rules on the
+    /// protocol alone still see the packet, as iptables' do, and rules that need the header drop it.
+    /// </summary>
     private static void EmitTransport(Assembler asm, HookFlavour hook, Label done, Label malformed)
     {
+        var cutShort = asm.NewLabel("transport_cut_short");
         PacketRecord.Store(asm, PacketRecord.TransportOffset, Offset);
         var tcp = asm.NewLabel("tcp");
         var udp = asm.NewLabel("udp");
@@ -206,13 +213,13 @@ internal static class HeaderParser
         asm.Jump(done);
 
         asm.Mark(tcp);
-        hook.EmitHeader(asm, Offset, 0, 20, malformed);
+        hook.EmitHeader(asm, Offset, 0, 20, cutShort);
         StorePorts(asm);
         StoreByte(asm, Register.R0, 13, PacketRecord.TcpFlags);
         asm.Jump(read);
 
         asm.Mark(udp);
-        hook.EmitHeader(asm, Offset, 0, 8, malformed);
+        hook.EmitHeader(asm, Offset, 0, 8, cutShort);
         StorePorts(asm);
         asm.Jump(read);
 
@@ -226,12 +233,15 @@ internal static class HeaderParser
         PacketRecord.Load(asm, PacketRecord.Family, Register.R1);
         asm.Jump(JumpOp.Jne, Register.R1, 6, done);
         asm.Mark(icmpRead);
-        hook.EmitHeader(asm, Offset, 0, 4, malformed);
+        hook.EmitHeader(asm, Offset, 0, 4, cutShort);
         StoreByte(asm, Register.R0, 0, PacketRecord.IcmpType);
         StoreByte(asm, Register.R0, 1, PacketRecord.IcmpCode);
 
         asm.Mark(read);
-        PacketRecord.Store(asm, PacketRecord.HasTransport, 1);
+        PacketRecord.Store(asm, PacketRecord.HasTransport, PacketRecord.TransportRead);
+        asm.Jump(done);
+        asm.Mark(cutShort);
+        PacketRecord.Store(asm, PacketRecord.HasTransport, PacketRecord.TransportCutShort);
         asm.Jump(done);
     }
 

@@ -27,12 +27,13 @@ internal static class PacketRecord
     public const short Mark = -108;
     public const short InInterface = -116;    // ifindex, 0 when the hook has none
     public const short OutInterface = -124;
-    public const short HasTransport = -132;   // 1 when the ports, flags or ICMP type were read
+    public const short HasTransport = -132;   // TransportRead when the ports, flags or ICMP type were read, TransportCutShort when the header was too short
     public const short LimitScratch = -140;   // u32 key for a limit's bucket lookup
     private const short SourceAddressWord0 = -148;
     private const short DestinationAddressWord0 = -180;
 
     public const int FragmentNone = 0, FragmentFirst = 1, FragmentLater = 2;
+    public const int TransportRead = 1, TransportCutShort = 2;
 
     /// <summary>Word <paramref name="index"/> (0–3) of the source address.</summary>
     public static short SourceAddress(int index) => (short)(SourceAddressWord0 - 8 * index);

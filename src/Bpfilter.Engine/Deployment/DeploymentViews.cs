@@ -46,9 +46,9 @@ public enum CounterKind
     Rule,
     /// <summary>Packets no rule matched: the chain's policy decided.</summary>
     Policy,
-    /// <summary>Packets that are not IPv4 (ARP, IPv6, ...): passed without judging, as iptables never sees them.</summary>
+    /// <summary>Frames that are neither IPv4 nor IPv6 (ARP, other EtherTypes): passed without judging, as iptables never sees them.</summary>
     NotIp,
-    /// <summary>IPv4 packets with a cut-short or invalid header: dropped, as the kernel's IP stack would.</summary>
+    /// <summary>Packets with a cut-short or invalid IP, IPv6 extension or transport header: dropped, as the kernel's IP stack would.</summary>
     Malformed,
 }
 

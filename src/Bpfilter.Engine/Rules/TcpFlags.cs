@@ -15,7 +15,8 @@ public enum TcpFlags : byte
     Urg = 0x20,
     Ece = 0x40,
     Cwr = 0x80,
-    All = 0xff,
+    /// <summary>iptables' ALL: FIN to URG. ECE and CWR are not in it (iptables has no names for them; these are ours).</summary>
+    All = 0x3f,
 }
 
 /// <summary>Reads TCP flags in iptables' spelling: names joined by commas ("SYN,ACK"), or ALL or NONE.</summary>

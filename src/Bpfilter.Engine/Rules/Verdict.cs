@@ -32,9 +32,9 @@ public enum RejectWith
     NetUnreachable,
     ProtocolUnreachable,
     AdministrativelyProhibited,
-    /// <summary>IPv4 only: ICMP code 10.</summary>
+    /// <summary>ICMP code 10; ICMPv6 has none, so IPv6 gets administratively prohibited (code 1).</summary>
     HostProhibited,
-    /// <summary>IPv4 only: ICMP code 9.</summary>
+    /// <summary>ICMP code 9; ICMPv6 has none, so IPv6 gets administratively prohibited (code 1).</summary>
     NetProhibited,
 }
 

@@ -9,9 +9,9 @@ public enum Decider
     Rule,
     /// <summary>No rule matched: the chain's policy.</summary>
     Policy,
-    /// <summary>Not an IPv4 packet: accepted without judging.</summary>
+    /// <summary>Neither IPv4 nor IPv6 (ARP, other EtherTypes): accepted without judging.</summary>
     NotIp,
-    /// <summary>IPv4 with a cut-short or invalid header: dropped.</summary>
+    /// <summary>A cut-short or invalid IP, IPv6 extension or transport header: dropped.</summary>
     Malformed,
 }
 
@@ -19,8 +19,8 @@ public enum Decider
 /// One run's decision, read as the deployment's counters would show it: the slot that counted the packet and
 /// the program's return code.
 /// </summary>
-/// <param name="Verdict">Accept or Drop, from the return code; null for a code the hook does not use for either.</param>
-/// <param name="Rule">The deciding rule's name ("#N" for an unnamed rule); empty when the policy, not-IPv4 or malformed slot counted.</param>
+/// <param name="Verdict">Accept, Drop or (at xdp) Reject, from the return code; null for a code the hook does not use for these.</param>
+/// <param name="Rule">The deciding rule's name ("#N" for an unnamed rule); empty when the policy, not-IP or malformed slot counted.</param>
 /// <param name="Position">The deciding rule's 1-based position; null otherwise.</param>
 /// <param name="ReturnCode">The program's return code as the hook reads it (XDP_PASS is 2, TCX_NEXT is −1).</param>
 /// <param name="Bytes">The bytes the slot counted.</param>
@@ -80,7 +80,7 @@ public sealed class PacketTestResult
 
     public Verdict? Verdict => Decision.Verdict;
 
-    /// <summary>The name of the rule that decided ("#N" for an unnamed rule); empty when the policy decided, or the packet was not IPv4 or malformed.</summary>
+    /// <summary>The name of the rule that decided ("#N" for an unnamed rule); empty when the policy decided, or the packet was not IP or malformed.</summary>
     public string Rule => Decision.Rule;
 
     /// <summary>The 1-based position of the deciding rule in its chain; null when no rule decided.</summary>

@@ -328,6 +328,14 @@ public static partial class IptablesSaveReader
                 into.Rules.Add(new DumpRule(new Rule(null, new Match { Family = dump.Family }, policy), chain.At, null));
             }
         }
+        // A family with no dump at all is iptables' business no more than before: where a chain's policy would drop
+        // it, an accept for that family ends the chain, as that family's own (empty, accepting) tables would.
+        foreach (var family in new[] { IpFamily.Ipv4, IpFamily.Ipv6 }.Where(f => dumps.All(d => d.Family != f)))
+        {
+            foreach (var chain in merged.Where(m => m.Policy is { Kind: VerdictKind.Drop }))
+                chain.Rules.Add(new DumpRule(new Rule($"{Match.FamilyName(family)}: no {(family == IpFamily.Ipv6 ? "ip6tables" : "iptables")} dump",
+                    new Match { Family = family }, Verdict.Accept), new Position(dumps[0].Source, 1, 1), null));
+        }
         CheckLoops(merged);
         var chains = new List<Chain>();
         var userChains = new List<UserChain>();
