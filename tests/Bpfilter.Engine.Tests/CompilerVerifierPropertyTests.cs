@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Kernel;
 using Bpfilter.Engine.Ebpf.Interpreter;
 using Bpfilter.Engine.Rules;
 using Bpfilter.Engine.Simulation;
@@ -26,6 +27,14 @@ public sealed class CompilerVerifierPropertyTests(ITestOutputHelper output)
     [Theory]
     [MemberData(nameof(Hooks))]
     public void Generated_rulesets_pass_the_verifier_and_the_kernel_decides_as_the_interpreter(Hook hook, int seed)
+    {
+        // Rules match on connection state too: xdp and tc test runs look connections up in the caller's namespace, so that
+        // is one of this test's own, where nothing is tracked, as the interpreter's runs assume.
+        using var sandbox = new Sandbox();
+        NetworkNamespace.Run(sandbox.Receiver, () => Generate(hook, seed));
+    }
+
+    private void Generate(Hook hook, int seed)
     {
         int scale = int.TryParse(Environment.GetEnvironmentVariable("BPFILTER_PROPERTY_SCALE"), out var s) && s > 0 ? s : 1;
         int rulesets = 40 * scale, packets = 25;

@@ -18,6 +18,9 @@ public sealed class LanguageGenerators(int seed)
     private static readonly IpProtocol[] Protocols = [IpProtocol.Tcp, IpProtocol.Udp, IpProtocol.Icmp, IpProtocol.Icmpv6, new(47)];
 
     private bool Chance(double p) => _random.NextDouble() < p;
+
+    /// <summary>Whether the ruleset being made may match on connection state (its hook knows it).</summary>
+    private bool _conntrack;
     private T Pick<T>(IReadOnlyList<T> items) => items[_random.Next(items.Count)];
 
     private IpPrefix Prefix(IpFamily family)
@@ -76,6 +79,8 @@ public sealed class LanguageGenerators(int seed)
         if (Chance(0.1)) match = match with { Fragment = new FragmentMatch(Chance(0.5) ? FragmentKind.First : FragmentKind.NotFirst, Chance(0.3)) };
         if (Chance(0.1)) match = match with { Dscp = RangeMatch.Exactly((uint)Pick([0, 46, 10]), Chance(0.2)) };
         if (Chance(0.1)) match = match with { Length = new RangeMatch((uint)_random.Next(20, 100), (uint)_random.Next(100, 1500), Chance(0.2)) };
+        if (_conntrack && Chance(0.15)) match = match with { CtState = new CtStateMatch((CtStates)_random.Next(1, 32), Chance(0.25)) };
+        if (_conntrack && Chance(0.05)) match = match with { CtDirection = Chance(0.5) ? CtDirection.Original : CtDirection.Reply };
         if (Chance(0.05)) match = match with { Limit = new LimitMatch(1, RateUnit.Hour, (uint)_random.Next(1, 4)) };
         return match;
     }
@@ -110,6 +115,7 @@ public sealed class LanguageGenerators(int seed)
     /// <summary>A ruleset with one chain at <paramref name="hook"/>, up to three user chains (each may jump only to later ones, so no loops) and a few sets.</summary>
     public Ruleset Ruleset(Hook hook, int maxRules = 10)
     {
+        _conntrack = hook is not (Hook.CgroupIngress or Hook.CgroupEgress); // the cgroup hooks know no connection state
         var sets = new List<NamedSet>();
         if (Chance(0.5)) sets.Add(new NamedSet("v4", SetType.Ipv4Network, Enumerable.Range(0, 3).Select(_ => new SetElement(Prefix(IpFamily.Ipv4)))));
         if (Chance(0.3)) sets.Add(new NamedSet("v6", SetType.Ipv6Address, Enumerable.Range(0, 2).Select(_ => new SetElement(IpPrefix.Parse(Pick(V6))))));

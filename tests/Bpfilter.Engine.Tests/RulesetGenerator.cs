@@ -123,6 +123,8 @@ internal sealed class RulesetGenerator(int seed)
             Ttl = family == IpFamily.Ipv4 && Chance(0.15) ? Range(255) : null,
             HopLimit = family == IpFamily.Ipv6 && Chance(0.15) ? Range(255) : null,
             Mark = Chance(0.15) ? Mark() : null,
+            CtState = Chance(0.15) ? new CtStateMatch((CtStates)_random.Next(1, 32), Chance(0.25)) : null,
+            CtDirection = Chance(0.1) ? Pick(Enum.GetValues<CtDirection>()) : null,
             Limit = Chance(0.1) ? new LimitMatch((uint)_random.Next(1, 1_000_001), Pick(Enum.GetValues<RateUnit>()), Chance(0.5) ? LimitMatch.DefaultBurst : (uint)_random.Next(1, 1_000_001)) : null,
         };
     }

@@ -51,6 +51,7 @@ public sealed class SimulationCorpusTests(ITestOutputHelper output)
             chains++;
             var simulator = new ChainSimulator(ChainCompiler.Compile(chain));
             bool l2 = simulator.Layer == PacketLayer.Ethernet;
+            bool stateful = chain.Rules.Any(r => r.Match.CtState is not null || r.Match.CtDirection is not null);
             for (int p = 0; p < 12; p++)
             {
                 var packet = generate.Packet(l2);
@@ -61,6 +62,7 @@ public sealed class SimulationCorpusTests(ITestOutputHelper output)
                     {
                         var decision = simulator.Run(packet.AsSpan(0, length)).Decision;
                         decided[decision.DecidedBy] = decided.GetValueOrDefault(decision.DecidedBy) + 1;
+                        if (stateful) simulator.Run(packet.AsSpan(0, length), conntrack: generate.Conntrack());
                     }
                     catch (Exception e) when (e is InterpreterException or BpfilterException)
                     {

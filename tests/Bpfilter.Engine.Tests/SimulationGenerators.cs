@@ -47,17 +47,33 @@ public sealed class SimulationGenerators(int seed)
         return new IpPrefix(IpFamily.Ipv4, Address() & mask, length);
     }
 
-    public Match Match()
+    /// <summary>A match of addresses, protocol and ports; with <paramref name="conntrack"/>, sometimes a ct-state or ct-direction too.</summary>
+    public Match Match(bool conntrack = false)
     {
         IpProtocol? protocol = Chance(0.6) ? new IpProtocol(Protocol()) : null;
         bool ports = protocol is { HasPorts: true };
-        return Matches.Simple(
+        var match = Matches.Simple(
             source: Chance(0.35) ? Prefix() : null,
             destination: Chance(0.35) ? Prefix() : null,
             protocol: protocol,
             sourcePort: ports && Chance(0.3) ? Port() : null,
             destinationPort: ports && Chance(0.5) ? Port() : null);
+        if (conntrack && Chance(0.25)) match = match with { CtState = new CtStateMatch((CtStates)_random.Next(1, 32), negated: Chance(0.3)) };
+        if (conntrack && Chance(0.1)) match = match with { CtDirection = Chance(0.5) ? CtDirection.Original : CtDirection.Reply };
+        return match;
     }
+
+    /// <summary>What connection tracking might show a run: no connection, any ctinfo on the skb, or a found connection.</summary>
+    public Ebpf.Interpreter.ConntrackModel Conntrack() => new()
+    {
+        SkbNfct = _random.Next(4) switch
+        {
+            0 => 0,
+            1 => 7,
+            _ => Ebpf.Interpreter.ConntrackModel.ConnectionAddress | (uint)_random.Next(5),
+        },
+        Lookup = Chance(0.3) ? null : new Ebpf.Interpreter.ConntrackEntry((ulong)_random.Next(16), (byte)_random.Next(2)),
+    };
 
     public Chain Chain(Hook hook, int maxRules = 8)
     {
@@ -66,7 +82,7 @@ public sealed class SimulationGenerators(int seed)
         for (int i = 0; i < count; i++)
         {
             // A rule that matches everything ends the program early; keep those rare so later rules get tested.
-            var match = Match();
+            var match = Match(conntrack: hook is not (Hook.CgroupIngress or Hook.CgroupEgress));
             if (match.IsAny && Chance(0.7)) match = Matches.Simple(protocol: new IpProtocol(Protocol()));
             rules.Add(new Rule(Chance(0.85) ? $"r{i + 1}" : null, match, Chance(0.5) ? Verdict.Drop : Verdict.Accept));
         }

@@ -180,6 +180,13 @@ public sealed class YamlRuleLanguageTests
         { "mark: 16", new Match { Mark = new MarkMatch(16) } },
         { "mark: 0x10/0xff", new Match { Mark = new MarkMatch(0x10, 0xff) } },
         { "mark: \"!0x0000000F/0x0F\"", new Match { Mark = new MarkMatch(0x0f, 0x0f, true) } },
+        { "ct-state: established", new Match { CtState = new CtStateMatch(CtStates.Established) } },
+        { "ct-state: [established, related]", new Match { CtState = new CtStateMatch(CtStates.Established | CtStates.Related) } },
+        { "ct-state: \"ESTABLISHED,RELATED\"", new Match { CtState = new CtStateMatch(CtStates.Established | CtStates.Related) } },
+        { "ct-state: \"!new\"", new Match { CtState = new CtStateMatch(CtStates.New, negated: true) } },
+        { "ct-state: { not: [new, invalid] }", new Match { CtState = new CtStateMatch(CtStates.New | CtStates.Invalid, negated: true) } },
+        { "ct-direction: reply", new Match { CtDirection = CtDirection.Reply } },
+        { "ct-direction: ORIGINAL", new Match { CtDirection = CtDirection.Original } },
         { "limit: 5/second", new Match { Limit = new LimitMatch(5, RateUnit.Second) } },
         { "limit: 3/minute", new Match { Limit = new LimitMatch(3, RateUnit.Minute) } },
         { "limit: { rate: 1/day, burst: 10 }", new Match { Limit = new LimitMatch(1, RateUnit.Day, 10) } },
@@ -199,10 +206,11 @@ public sealed class YamlRuleLanguageTests
     {
         var match = MatchOf("family: ipv4, in-interface: eth0, out-interface: \"!eth1\", source: 10.0.0.0/8, destination: \"@blocklist\", "
             + "protocol: tcp, source-port: \"!0-1023\", destination-port: [80, 443], tcp-flags: syn, length: 40-1500, fragment: \"!not-first\", "
-            + "dscp: 0, ttl: 1-64, mark: 0x1/0x1, limit: 100/second");
+            + "dscp: 0, ttl: 1-64, mark: 0x1/0x1, ct-state: [established, related], ct-direction: reply, limit: 100/second");
         Assert.Equal(IpFamily.Ipv4, match.ImpliedFamily);
         Assert.Equal("family ipv4 in-interface eth0 out-interface !eth1 source 10.0.0.0/8 destination @blocklist protocol tcp source-port !0-1023 "
-            + "destination-port [80, 443] tcp-flags syn length 40-1500 fragment !not-first dscp 0 ttl 1-64 mark 0x1/0x1 limit 100/second burst 5",
+            + "destination-port [80, 443] tcp-flags syn length 40-1500 fragment !not-first dscp 0 ttl 1-64 mark 0x1/0x1 ct-state established,related "
+            + "ct-direction reply limit 100/second burst 5",
             match.ToString());
     }
 
@@ -422,6 +430,12 @@ public sealed class YamlRuleLanguageTests
     [InlineData("mark: 0x100000000", "0x100000000", "mark: '0x100000000' is not a mark")]
     [InlineData("mark: 1/", "1/", "mark: '1/' is not a mark")]
     [InlineData("mark: 0x100/0xff", "0x100/0xff", "mark: in '0x100/0xff' the value has bits outside the mask, so no packet could match")]
+    [InlineData("ct-state: [new, bogus]", "bogus", "ct-state: 'bogus' is not a connection state")]
+    [InlineData("ct-state: SNAT", "SNAT", "the NAT states are not supported")]
+    [InlineData("ct-state: [new, \"!invalid\"]", "\"!invalid\"", "ct-state: a '!' inside a list is ambiguous")]
+    [InlineData("ct-state: !new", "!new", "write \"!new\" in quotes")]
+    [InlineData("ct-direction: back", "back", "ct-direction: 'back' is not a connection direction")]
+    [InlineData("ct-direction: \"!reply\"", "\"!reply\"", "ct-direction cannot be negated")]
     [InlineData("limit: 5/fortnight", "5/fortnight", "limit: '5/fortnight' is not a rate")]
     [InlineData("limit: 0/second", "0/second", "limit: a limit's rate is 1 to 1000000 packets per unit")]
     [InlineData("limit: { rate: 5/second, burst: 0 }", "0 }", "limit: a limit's burst is 1 to 1000000 packets")]

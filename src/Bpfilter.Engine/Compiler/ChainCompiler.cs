@@ -62,8 +62,11 @@ public static class ChainCompiler
 
             asm.BeginRegion("prologue");
             PacketRecord.EmitClear(asm);
+            bool conntrack = ConntrackMatcher.Uses(ruleset, chain);
+            if (conntrack) ConntrackMatcher.SaveContext(asm);
             hook.EmitPrologue(asm, malformed);
             HeaderParser.Emit(asm, hook, notIp, malformed);
+            if (conntrack) ConntrackMatcher.EmitState(asm, hook, chain);
             asm.Jump(rules);
 
             // The parser's exits sit right after it, within reach of its 16-bit conditional jumps however long the chain.
@@ -188,6 +191,12 @@ public static class ChainCompiler
                 if (!hook.SeesMark) throw NotSeen(chainName, index, rule, "mark", "the packet's mark");
                 yield return HeaderMatchers.Mark(mark);
             }
+            if (m.CtState is not null || m.CtDirection is not null)
+            {
+                if (ConntrackMatcher.SourceOf(chain.Hook) == ConntrackSource.None)
+                    throw NotSeen(chainName, index, rule, m.CtState is not null ? "ct-state" : "ct-direction", "the packet's connection");
+                foreach (var condition in ConntrackMatcher.For(m)) yield return condition;
+            }
         }
 
         private Condition Address(AddressMatch match, bool source) =>
@@ -223,6 +232,7 @@ public static class ChainCompiler
         {
             "in-interface" => "in-interface is known at xdp, tc-ingress, nf-prerouting, nf-input, nf-forward and cgroup-ingress",
             "out-interface" => "out-interface is known at tc-egress, nf-forward, nf-output, nf-postrouting and cgroup-egress",
+            "ct-state" or "ct-direction" => "connection state is known at the netfilter hooks, tc-ingress, tc-egress and xdp; see about_Bpfilter_Stateful",
             _ => "the mark is known at every hook but xdp",
         };
 

@@ -53,8 +53,12 @@ internal static class PacketRecord
     /// <summary>Netfilter's struct bpf_dynptr (16 bytes).</summary>
     public const short Dynptr = -296;
 
-    /// <summary>The context pointer, spilled by flavours that need it after the parser (a reject at XDP).</summary>
+    /// <summary>The context pointer, spilled by flavours that need it after the parser (a reject at XDP, the conntrack kfuncs).</summary>
     public const short Context = -304;
+
+    // Connection tracking (Matchers/ConntrackMatcher): written after the parser, only by programs whose rules ask for it.
+    public const short CtState = -308;        // one CtStates bit
+    public const short CtDirection = -316;    // ConntrackMatcher.DirectionOriginal, DirectionReply or DirectionNone
 
     /// <summary>Zeroes every field first thing, so that no path reads a field it did not write (r1, the context, is kept).</summary>
     public static void EmitClear(Assembler asm)

@@ -147,7 +147,12 @@ public static class Deployments
         // Links first, so no program runs once any pin is gone; whatever the manifest says (it is not read: it may be
         // corrupt), every pin in the directory goes. A symbolic link is removed, never followed to another tool's link.
         foreach (var pin in Directory.EnumerateFiles(directory).Where(p => !PrivatePaths.IsSymbolicLink(p))) DetachIfLink(pin);
+        // The conntrack tables are found through the manifests (a corrupt one is passed over), so before their pins go.
+        var conntrackLeft = DeploymentConntrack.ReleaseAll(name);
         Directory.Delete(directory, recursive: true); // removes symbolic links as links, like 'rm -r'
+        if (conntrackLeft.Count > 0)
+            throw new BpfilterException("ConntrackNotReleased", FailureCategory.InvalidOperation,
+                $"deployment '{name}' is removed, but what kept connection tracking running for it could not be: {string.Join("; ", conntrackLeft)}");
     }
 
     /// <summary>Detaches the pin if it is a link, then removes it (a symbolic link is only removed).</summary>

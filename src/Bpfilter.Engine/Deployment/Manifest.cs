@@ -49,8 +49,10 @@ public sealed record ManifestChain(
 /// <param name="LogPin">The pin of the log ring buffer; null when no rule logs.</param>
 /// <param name="Logs">The log verdicts, in the order of the ids their entries carry.</param>
 /// <param name="Ruleset">The published ruleset as YAML v1, so a later process can change it rule by rule (Invoke-BpfIptables).</param>
+/// <param name="Conntrack">Where the deployment keeps connection tracking running (<see cref="DeploymentConntrack"/>); null: nowhere.</param>
 public sealed record Manifest(int Format, string Name, long Generation, DateTimeOffset PublishedAt, string? Source, IReadOnlyList<ManifestChain> Chains,
-    IReadOnlyList<ManifestSet>? Sets = null, string? LimitsPin = null, string? LogPin = null, IReadOnlyList<LogSource>? Logs = null, string? Ruleset = null)
+    IReadOnlyList<ManifestSet>? Sets = null, string? LimitsPin = null, string? LogPin = null, IReadOnlyList<LogSource>? Logs = null, string? Ruleset = null,
+    IReadOnlyList<ManifestConntrack>? Conntrack = null)
 {
     public const int CurrentFormat = 1;
 

@@ -106,7 +106,8 @@ public static class Publisher
             var logPin = log is null ? null : $"log-{generation}";
             var next = new Manifest(Manifest.CurrentFormat, name, generation, DateTimeOffset.UtcNow, ruleset.SourcePath,
                 staged.Select(s => s.Planned!).ToList(), manifestSets, limitsPin, logPin, log is null ? null : LogMaps.Entries(ruleset),
-                Formats.YamlRulesetWriter.Write(ruleset));
+                Formats.YamlRulesetWriter.Write(ruleset),
+                DeploymentConntrack.Needed(name, staged.Select(s => (s.Compiled, s.NetworkNamespace, s.NetworkNamespaceInode))));
             try
             {
                 foreach (var set in manifestSets) sets[set.Name].Map.Pin(DeploymentPaths.Pin(name, set.Pin));
@@ -143,6 +144,7 @@ public static class Publisher
             }
             WriteManifest(name, next, DeploymentPaths.NextManifestPin);
             undo.Push(() => File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin)));
+            DeploymentConntrack.Ensure(name, next, previous, undo, progress); // before any chain that asks for state runs
 
             foreach (var s in staged)
             {
@@ -191,6 +193,7 @@ public static class Publisher
         WriteManifest(name, final, DeploymentPaths.ManifestPin);
         File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin));
         Sweep(name, final);
+        DeploymentConntrack.ReleaseUnneeded(previous, final, progress);
     }
 
     /// <summary>Pins a manifest map under a temporary name and renames it over <paramref name="pin"/>: readers see the old or the new.</summary>

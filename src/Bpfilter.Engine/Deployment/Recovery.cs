@@ -34,8 +34,10 @@ internal static class Recovery
             return;
         }
         progress($"finishing the publish of generation {next.Generation}, which an earlier process left half done");
+        var previous = ManifestStore.Read(name);
         try
         {
+            DeploymentConntrack.Ensure(name, next, previous, undo: null, progress);
             foreach (var chain in next.Chains) RollForward(name, chain);
         }
         catch (BpfilterException e)
@@ -47,6 +49,7 @@ internal static class Recovery
         Publisher.WriteManifest(name, next, DeploymentPaths.ManifestPin);
         File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin));
         Publisher.Sweep(name, next);
+        DeploymentConntrack.ReleaseUnneeded(previous, next, progress);
     }
 
     private static void RollForward(string name, ManifestChain chain)

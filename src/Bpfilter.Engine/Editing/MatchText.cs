@@ -99,6 +99,12 @@ public static class MatchText
         return new MarkMatch(value, mask, negated);
     }
 
+    /// <summary>Connection states ("established", "related", or "established,related"); "!" in front of the first negates them all.</summary>
+    public static CtStateMatch CtState(IReadOnlyList<string> values) => CtStateMatch.Parse(values);
+
+    /// <summary>"original" or "reply".</summary>
+    public static CtDirection CtDirection(string text) => CtDirectionNames.Parse(text);
+
     /// <summary>iptables' -m limit: a rate such as "10/second" and the burst (5 when not given).</summary>
     public static LimitMatch Limit(string rate, uint? burst) => LimitMatch.Parse(rate.Trim(), burst ?? LimitMatch.DefaultBurst);
 

@@ -44,6 +44,8 @@ public static partial class YamlRulesetReader
                 Ttl = Key("ttl") is { } ttl ? ReadRange(ttl, "ttl", 255) : null,
                 HopLimit = Key("hop-limit") is { } hopLimit ? ReadRange(hopLimit, "hop-limit", 255) : null,
                 Mark = Key("mark") is { } mark ? ReadMark(mark) : null,
+                CtState = Key("ct-state") is { } ctState ? ReadCtState(ctState) : null,
+                CtDirection = Key("ct-direction") is { } ctDirection ? ReadCtDirection(ctDirection) : null,
                 Limit = Key("limit") is { } limit ? ReadLimit(limit) : null,
             };
             try
@@ -232,6 +234,21 @@ public static partial class YamlRulesetReader
             text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
                 ? uint.TryParse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var hex) ? hex : null
                 : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var number) ? number : null;
+
+        /// <summary>States: established, a list [established, related], iptables' ESTABLISHED,RELATED; negated as "!new" or { not: [...] }.</summary>
+        private CtStateMatch ReadCtState(YamlNode node)
+        {
+            const string key = "ct-state";
+            var condition = ReadCondition(node, key);
+            var states = condition.Values.Aggregate(CtStates.None, (all, v) => all | Guard(v.Node, () => CtStateNames.Parse(v.Text), key));
+            return Guard(condition.Node, () => new CtStateMatch(states, condition.Negated), key);
+        }
+
+        private CtDirection ReadCtDirection(YamlNode node)
+        {
+            var condition = ReadCondition(node, "ct-direction");
+            return Guard(condition.SingleNode, () => CtDirectionNames.Parse(condition.Single), "ct-direction");
+        }
 
         /// <summary>"5/second", or { rate: 5/second, burst: 10 }.</summary>
         private LimitMatch ReadLimit(YamlNode node)

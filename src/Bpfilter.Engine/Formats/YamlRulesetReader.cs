@@ -53,14 +53,14 @@ public static partial class YamlRulesetReader
     internal static readonly string[] MatchKeys =
     [
         "family", "in-interface", "out-interface", "source", "destination", "protocol", "source-port", "destination-port",
-        "tcp-flags", "icmp-type", "icmp-code", "length", "fragment", "dscp", "ttl", "hop-limit", "mark", "limit",
+        "tcp-flags", "icmp-type", "icmp-code", "length", "fragment", "dscp", "ttl", "hop-limit", "mark", "ct-state", "ct-direction", "limit",
     ];
 
     /// <summary>The match keys whose condition can be negated ("!value" or { not: value }).</summary>
-    internal static readonly string[] NegatableKeys = [.. MatchKeys.Except(["family", "limit"])];
+    internal static readonly string[] NegatableKeys = [.. MatchKeys.Except(["family", "limit", "ct-direction"])];
 
     /// <summary>The match keys that take a list of values.</summary>
-    internal static readonly string[] ListKeys = ["source", "destination", "source-port", "destination-port"];
+    internal static readonly string[] ListKeys = ["source", "destination", "source-port", "destination-port", "ct-state"];
 
     internal const string NotKey = "not";
     internal static readonly string[] TcpFlagsKeys = ["mask", "set"];

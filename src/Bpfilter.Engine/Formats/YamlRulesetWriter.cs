@@ -119,6 +119,8 @@ public static class YamlRulesetWriter
         Add("ttl", Range(match.Ttl));
         Add("hop-limit", Range(match.HopLimit));
         Add("mark", match.Mark is { } mark ? Value(mark.ToString()) : null);
+        Add("ct-state", match.CtState is { } ctState ? List(CtStateNames.Format(ctState.States).Split(','), ctState.Negated) : null);
+        Add("ct-direction", match.CtDirection is { } ctDirection ? CtDirectionNames.Format(ctDirection) : null);
         Add("limit", match.Limit is { } limit ? Limit(limit) : null);
         return "{ " + string.Join(", ", entries) + " }";
     }

@@ -42,7 +42,8 @@ public static class Btf
     {
         return Functions.Value.TryGetValue(name, out var id) ? id
             : throw new BpfilterException("KfuncMissing", FailureCategory.NotImplemented,
-                $"this kernel has no function {name} (not in {VmlinuxPath}); it needs Linux 6.4 or later");
+                $"this kernel has no function {name} (not in {VmlinuxPath}); "
+                + (name.Contains("_ct_", StringComparison.Ordinal) ? "connection-tracking lookups need CONFIG_NF_CONNTRACK built in with BTF" : "it needs Linux 6.4 or later"));
     }
 
     /// <summary>Every (struct, member) byte offset of the named structs, anonymous members' members included.</summary>

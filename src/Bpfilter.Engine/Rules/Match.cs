@@ -33,6 +33,16 @@ public sealed record Match
     public MarkMatch? Mark { get; init; }
     public LimitMatch? Limit { get; init; }
 
+    /// <summary>The packet's connection-tracking state (iptables -m conntrack --ctstate, -m state --state).</summary>
+    public CtStateMatch? CtState { get; init; }
+
+    /// <summary>
+    /// The packet goes this way in its connection (iptables --ctdir). A packet without a connection (invalid,
+    /// untracked) has no direction: it fails a rule with ct-direction alone, and a rule with ct-state as well judges it
+    /// by the state only, as iptables does.
+    /// </summary>
+    public CtDirection? CtDirection { get; init; }
+
     /// <summary>True when the match has no condition, so it matches every IP packet.</summary>
     public bool IsAny => this == Any;
 
@@ -117,6 +127,8 @@ public sealed record Match
         Add("ttl", Ttl);
         Add("hop-limit", HopLimit);
         Add("mark", Mark);
+        Add("ct-state", CtState);
+        Add("ct-direction", CtDirection is { } direction ? CtDirectionNames.Format(direction) : null);
         Add("limit", Limit);
         return parts.Count == 0 ? "any" : string.Join(' ', parts);
     }

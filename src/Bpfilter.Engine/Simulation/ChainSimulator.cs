@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.RegularExpressions;
 using Bpfilter.Engine.Compiler;
+using Bpfilter.Engine.Compiler.Matchers;
 using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Ebpf.Interpreter;
 using Bpfilter.Engine.Kernel;
@@ -38,6 +39,7 @@ public sealed partial class ChainSimulator
         {
             RecordPath = true,
             KernelFields = compiled.Program.Type == ProgramType.Netfilter ? NetfilterKernelFields.Value : [],
+            Conntrack = compiled.Ruleset is { } ruleset && ConntrackMatcher.Uses(ruleset, compiled.Chain) ? ConntrackFields.Value : null,
         });
         Layer = LayerOf(compiled.Chain.Hook);
         int count = compiled.Program.Instructions.Count;
@@ -66,11 +68,17 @@ public sealed partial class ChainSimulator
     public static PacketLayer LayerOf(Hook hook) =>
         hook is Hook.Xdp or Hook.TcIngress or Hook.TcEgress ? PacketLayer.Ethernet : PacketLayer.Network;
 
-    /// <summary>Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>).</summary>
-    public SimulatedRun Run(ReadOnlySpan<byte> packet, PacketContext? context = null)
+    /// <summary>
+    /// Runs the chain's program on <paramref name="packet"/> (the bytes at <see cref="Layer"/>). Connection tracking
+    /// shows the run <paramref name="conntrack"/> when given, else what <paramref name="context"/>'s state means at this
+    /// hook (<see cref="ConntrackSimulation"/>), else nothing.
+    /// </summary>
+    public SimulatedRun Run(ReadOnlySpan<byte> packet, PacketContext? context = null, ConntrackModel? conntrack = null)
     {
+        context ??= PacketContext.None;
+        conntrack ??= context.CtState is { } state ? ConntrackSimulation.For(Chain.Hook, state, context.CtDirection) : null;
         var before = CounterTotals();
-        var execution = Interpreter.Run(packet, ContextValues(packet, context ?? PacketContext.None));
+        var execution = Interpreter.Run(packet, ContextValues(packet, context), conntrack);
         var after = CounterTotals();
         var decision = Decide(Compiled, before, after, (int)execution.ReturnCode);
         var evaluated = new List<int>();
@@ -186,6 +194,10 @@ public sealed partial class ChainSimulator
             new KernelField("skb.mark", [Btf.MemberOffset("sk_buff", "mark")], [], 4),
         ];
     });
+
+    /// <summary>Where this kernel keeps what the conntrack model fills in.</summary>
+    private static readonly Lazy<ConntrackLayout> ConntrackFields = new(() =>
+        new ConntrackLayout(Btf.MemberOffset("sk_buff", "_nfct"), Btf.MemberOffset("nf_conn", "status")));
 
     [GeneratedRegex(@"^rule (\d+)(?: |$)")]
     private static partial Regex RuleRegion();

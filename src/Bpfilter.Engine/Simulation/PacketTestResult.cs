@@ -40,8 +40,11 @@ public sealed record PacketDecision(Verdict? Verdict, string Rule, int? Position
         }}";
 }
 
-/// <summary>What the hook knows of a packet besides its bytes: the interfaces it came in on and goes out of, and its mark.</summary>
-public sealed record PacketContext(string? InInterface = null, string? OutInterface = null, uint Mark = 0)
+/// <summary>
+/// What the hook knows of a packet besides its bytes: the interfaces it came in on and goes out of, its mark, and what
+/// connection tracking knows of it (<see cref="ConntrackSimulation"/>; no state: no connection, as in a test run).
+/// </summary>
+public sealed record PacketContext(string? InInterface = null, string? OutInterface = null, uint Mark = 0, CtStates? CtState = null, CtDirection? CtDirection = null)
 {
     public static PacketContext None { get; } = new();
 }

@@ -36,9 +36,18 @@ public static class Simulator
             $"ruleset '{ruleset.Name}' has {candidates.Count} chains{(hook is { } x ? $" at {x.ToName()}" : "")} ({List(candidates)}): name one with -Chain, or its hook with -Hook");
     }
 
-    /// <summary>Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.</summary>
+    /// <summary>
+    /// Runs <paramref name="packet"/> (the bytes <paramref name="chain"/>'s hook sees) through a fresh copy of the chain.
+    /// <paramref name="context"/>'s CtState and CtDirection say what connection tracking knows of it
+    /// (<see cref="ConntrackSimulation"/>); without them it knows nothing, as in a test run.
+    /// </summary>
     public static PacketTestResult Test(Ruleset ruleset, Chain chain, byte[] packet, bool kernel = false, PacketContext? context = null)
     {
+        if (context is { CtDirection: not null, CtState: null })
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument, "-CtDirection needs -CtState: say which state the packet's connection is in");
+        if (kernel && context?.CtState is not null)
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument,
+                "-CtState cannot go with -Kernel: a kernel test run has no connection to give the packet (it sees none: invalid at netfilter hooks and tc-egress, new at xdp and tc-ingress)");
         var simulator = new ChainSimulator(ChainCompiler.Compile(ruleset, chain, CompileOptions.Simulation));
         var run = simulator.Run(packet, context);
         PacketDecision? kernelDecision = null;

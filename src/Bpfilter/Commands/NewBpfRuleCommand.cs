@@ -82,6 +82,14 @@ public sealed class NewBpfRuleCommand : PSCmdlet
     [Parameter]
     public uint? LimitBurst { get; set; }
 
+    [Parameter]
+    [ArgumentCompleter(typeof(CtStateCompleter))]
+    public string[]? CtState { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(CtDirectionCompleter))]
+    public string? CtDirection { get; set; }
+
     [Parameter(Mandatory = true, ParameterSetName = ActionSet)]
     [Parameter(ParameterSetName = RejectSet)]
     [Parameter(ParameterSetName = LogSet)]
@@ -141,6 +149,8 @@ public sealed class NewBpfRuleCommand : PSCmdlet
             HopLimit = Read(HopLimit, nameof(HopLimit), t => MatchText.Range(t, 255, "hop-limit")),
             Mark = Read(Mark, nameof(Mark), MatchText.Mark),
             Limit = Read(Limit, nameof(Limit), rate => MatchText.Limit(rate, LimitBurst)),
+            CtState = Read(CtState, nameof(CtState), MatchText.CtState),
+            CtDirection = CtDirection is null ? null : Parsed(nameof(CtDirection), () => MatchText.CtDirection(CtDirection)),
         };
     }
 

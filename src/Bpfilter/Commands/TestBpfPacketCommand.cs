@@ -103,6 +103,16 @@ public sealed class TestBpfPacketCommand : PSCmdlet
     [Parameter]
     public SwitchParameter Kernel { get; set; }
 
+    [Parameter]
+    [ArgumentCompleter(typeof(CtStateCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? CtState { get; set; }
+
+    [Parameter]
+    [ArgumentCompleter(typeof(CtDirectionCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? CtDirection { get; set; }
+
     protected override void ProcessRecord()
     {
         try
@@ -116,7 +126,10 @@ public sealed class TestBpfPacketCommand : PSCmdlet
                 hook = parsed;
             }
             var chain = Simulator.SelectChain(Ruleset!, Chain, hook);
-            var context = InInterface is null && OutInterface is null && Mark == 0 ? null : new PacketContext(InInterface, OutInterface, Mark);
+            CtStates? ctState = CtState is null ? null : Parsed(nameof(CtState), () => CtStateNames.ParseOne(CtState));
+            CtDirection? ctDirection = CtDirection is null ? null : Parsed(nameof(CtDirection), () => CtDirectionNames.Parse(CtDirection));
+            var context = InInterface is null && OutInterface is null && Mark == 0 && ctState is null && ctDirection is null ? null
+                : new PacketContext(InInterface, OutInterface, Mark, ctState, ctDirection);
             var result = ParameterSetName == BytesSet
                 ? Simulator.Test(Ruleset!, chain, Packet, Kernel, context)
                 : Simulator.Test(Ruleset!, chain, Fields(), Kernel, context);
@@ -125,6 +138,18 @@ public sealed class TestBpfPacketCommand : PSCmdlet
         catch (BpfilterException e)
         {
             WriteError(ErrorRecords.From(e, Ruleset));
+        }
+    }
+
+    private static T Parsed<T>(string parameter, Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (RulesetValidationException e)
+        {
+            throw new BpfilterException("CtStateInvalid", FailureCategory.InvalidArgument, $"-{parameter}: {e.Message}");
         }
     }
 

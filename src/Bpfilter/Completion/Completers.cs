@@ -112,3 +112,15 @@ public sealed class SetTypeCompleter : WordCompleter
 {
     protected override IEnumerable<string> Candidates() => SetTypeNames.Names;
 }
+
+/// <summary>Connection states: new, established, related, invalid, untracked.</summary>
+public sealed class CtStateCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => CtStateNames.Names;
+}
+
+/// <summary>Connection directions: original, reply.</summary>
+public sealed class CtDirectionCompleter : WordCompleter
+{
+    protected override IEnumerable<string> Candidates() => ["original", "reply"];
+}

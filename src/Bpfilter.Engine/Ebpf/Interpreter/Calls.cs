@@ -14,7 +14,8 @@ internal sealed partial class Machine
 
     /// <summary>The kernel functions the interpreter runs.</summary>
     public static IReadOnlyList<string> KfuncNames { get; } =
-        ["bpf_dynptr_from_skb", "bpf_dynptr_from_xdp", "bpf_dynptr_size", "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr"];
+        ["bpf_dynptr_from_skb", "bpf_dynptr_from_xdp", "bpf_dynptr_size", "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr",
+         "bpf_cast_to_kern_ctx", "bpf_skb_ct_lookup", "bpf_xdp_ct_lookup", "bpf_ct_release"];
 
     private static string HelperName(int id) => Disassembler.HelperName(id) ?? $"unknown#{id}";
 
@@ -173,10 +174,68 @@ internal sealed partial class Machine
                     $"a {(writable ? "writable" : "read-only")} slice of {size} bytes at offset {offset} of {dynptr.Target.Description}");
                 return new RegisterValue(view.Address, view);
             }
+            case "bpf_cast_to_kern_ctx": // void *bpf_cast_to_kern_ctx(void *obj)
+            {
+                var ctx = Get(1);
+                if (ctx.Tag is not MemoryRegion { Kind: RegionKind.Context } context || ctx.Bits != context.Address)
+                    Fault("passes r1 to bpf_cast_to_kern_ctx, which needs the context");
+                if (_vm.Context != ContextLayout.SkBuff) Fault($"casts {_vm.Context.StructName} to its kernel type, which the interpreter models only for struct __sk_buff");
+                var skb = _kernelObjects.TryGetValue("kern_ctx", out var made) ? made : _kernelObjects["kern_ctx"] = SocketBuffer();
+                return new RegisterValue(skb.Address, skb);
+            }
+            case "bpf_skb_ct_lookup": // struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *, struct bpf_sock_tuple *, u32 tuple__sz, struct bpf_ct_opts *, u32 opts__sz)
+            case "bpf_xdp_ct_lookup": // struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *, ...the same)
+                return ConntrackLookup(name);
+            case "bpf_ct_release": // void bpf_ct_release(struct nf_conn *)
+            {
+                var pointer = Get(1);
+                if (pointer.Tag is not KernelObject { Acquired: true } connection || pointer.Bits != connection.Address)
+                {
+                    Fault("passes r1 to bpf_ct_release, which is not a connection a lookup returned");
+                    return default;
+                }
+                if (connection.Released) Fault("releases a connection a second time");
+                connection.Released = true;
+                return RegisterValue.Scalar(0);
+            }
             default:
                 Fault($"calls kernel function {name}, which the interpreter does not implement");
                 return default;
         }
+    }
+
+    /// <summary>
+    /// The conntrack lookups with the kernel's checks (__bpf_nf_ct_lookup): a bad argument is opts->error = -EINVAL (or
+    /// -EPROTO for a protocol other than TCP and UDP) and NULL; otherwise the run's <see cref="ConntrackModel.Lookup"/>:
+    /// a connection (opts->dir set; released with bpf_ct_release) or NULL with -ENOENT.
+    /// </summary>
+    private RegisterValue ConntrackLookup(string name)
+    {
+        const long ENOENT = 2, EPROTO = 71;
+        var ctx = Get(1);
+        var wanted = name == "bpf_xdp_ct_lookup" ? ContextLayout.XdpMd : ContextLayout.SkBuff;
+        if (ctx.Tag is not MemoryRegion { Kind: RegionKind.Context } context || ctx.Bits != context.Address || _vm.Context != wanted)
+            Fault($"passes r1 to {name}, which needs the {wanted.StructName} context");
+        uint tupleSize = (uint)Get(3).Bits, optsSize = (uint)Get(5).Bits;
+        if (optsSize is not (12 or 16)) Fault($"passes {name} opts__sz {optsSize}; struct bpf_ct_opts has 12 or 16 bytes");
+        var opts = Memory(4, (int)optsSize, write: true);
+        Memory(2, (int)Math.Min(tupleSize, 64), write: false); // the tuple must be there and initialised
+        static RegisterValue Failed(Span<byte> opts, long errno)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(opts[4..], (int)-errno);
+            return RegisterValue.Scalar(0);
+        }
+        int netns = BinaryPrimitives.ReadInt32LittleEndian(opts);
+        byte protocol = opts[8];
+        var reserved = optsSize == 16 ? opts[13..16] : opts[10..12]; // struct bpf_ct_opts' reserved bytes, new and old layout
+        if (tupleSize is not (12 or 36) || reserved.ContainsAnyExcept((byte)0) || netns < -1) return Failed(opts, EINVAL);
+        if (protocol is not (6 or 17)) return Failed(opts, EPROTO);
+        if (_conntrack.Lookup is not { } entry) return Failed(opts, ENOENT);
+        opts[9] = entry.Direction;
+        var connection = new KernelObject("struct nf_conn", _addresses.Next(), null) { Acquired = true };
+        if (_vm.Options.Conntrack is { } layout) connection.Fields[(layout.ConnectionStatus, 8)] = RegisterValue.Scalar(entry.Status);
+        _references.Add(connection);
+        return new RegisterValue(connection.Address, connection);
     }
 
     // --- arguments ----------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ public sealed record InterpreterOptions
     /// <summary>The fields of kernel objects behind the context that the program may load (the kernel's offsets).</summary>
     public IReadOnlyList<KernelField> KernelFields { get; init; } = [];
 
+    /// <summary>Where the kernel keeps what a run's <see cref="ConntrackModel"/> fills in; null: programs read no conntrack field.</summary>
+    public ConntrackLayout? Conntrack { get; init; }
+
     /// <summary>Seed of bpf_get_prandom_u32, so that runs repeat.</summary>
     public int RandomSeed { get; init; }
 
@@ -111,9 +114,10 @@ public sealed class EbpfInterpreter
 
     /// <summary>
     /// Runs the program once on <paramref name="packet"/> (the bytes the hook sees: a frame at XDP and TC, an IP
-    /// packet at cgroup and netfilter hooks). <paramref name="contextValues"/> sets scalar context fields by name.
-    /// Maps keep what the run wrote.
+    /// packet at cgroup and netfilter hooks). <paramref name="contextValues"/> sets scalar context fields by name;
+    /// <paramref name="conntrack"/> says what connection tracking shows the run (none when null). Maps keep what the
+    /// run wrote.
     /// </summary>
-    public ExecutionResult Run(ReadOnlySpan<byte> packet, IReadOnlyDictionary<string, ulong>? contextValues = null) =>
-        new Machine(this, packet.ToArray(), contextValues).Execute();
+    public ExecutionResult Run(ReadOnlySpan<byte> packet, IReadOnlyDictionary<string, ulong>? contextValues = null, ConntrackModel? conntrack = null) =>
+        new Machine(this, packet.ToArray(), contextValues, conntrack ?? ConntrackModel.None).Execute();
 }

@@ -22,6 +22,8 @@ internal sealed partial class Machine
     private const int XdpHeadroom = 256, XdpFrameSize = 4096;
     private readonly MemoryRegion _context;
     private readonly Dictionary<string, KernelObject> _kernelObjects = new();
+    private readonly ConntrackModel _conntrack;
+    private readonly List<KernelObject> _references = new();
     private Random? _random;
     private MemoryRegion _stack;
     private int _pc;
@@ -29,9 +31,10 @@ internal sealed partial class Machine
 
     private sealed record Frame(int ReturnPc, RegisterValue[] Saved, bool[] SavedInit, MemoryRegion Stack);
 
-    public Machine(EbpfInterpreter vm, byte[] packet, IReadOnlyDictionary<string, ulong>? contextValues)
+    public Machine(EbpfInterpreter vm, byte[] packet, IReadOnlyDictionary<string, ulong>? contextValues, ConntrackModel conntrack)
     {
         _vm = vm;
+        _conntrack = conntrack;
         _code = vm.Code;
         var layout = vm.Context;
         // An XDP frame sits in a buffer with headroom in front and tailroom behind, for bpf_xdp_adjust_head and _tail.
@@ -49,7 +52,7 @@ internal sealed partial class Machine
         {
             if (field.Kind != ContextFieldKind.KernelObject) continue;
             var type = field.ObjectType ?? field.Name;
-            _kernelObjects[field.Name] = new KernelObject(type, _addresses.Next(), type == "struct sk_buff" ? _packet : null);
+            _kernelObjects[field.Name] = type == "struct sk_buff" ? SocketBuffer() : new KernelObject(type, _addresses.Next(), null);
         }
         foreach (var model in vm.Options.KernelFields)
         {
@@ -74,6 +77,14 @@ internal sealed partial class Machine
         Set(1, new RegisterValue(_context.Address, _context));
         _regs[R10] = new RegisterValue(_stack.Address + StackSize, _stack);
         _init[R10] = true;
+    }
+
+    /// <summary>The run's struct sk_buff: its data is the packet; with a conntrack layout, its _nfct comes from the conntrack model.</summary>
+    private KernelObject SocketBuffer()
+    {
+        var skb = new KernelObject("struct sk_buff", _addresses.Next(), _packet);
+        if (_vm.Options.Conntrack is { } layout) skb.Fields[(layout.SkbNfct, 8)] = RegisterValue.Scalar(_conntrack.SkbNfct);
+        return skb;
     }
 
     private MemoryRegion NewStack() =>
@@ -364,6 +375,8 @@ internal sealed partial class Machine
         {
             if (!open.Done) Fault($"exits with a ring buffer record of {open.Data.Length} bytes reserved in {open.Map.Spec.Name} and neither submitted nor discarded");
         }
+        if (_references.FirstOrDefault(r => !r.Released) is { } held)
+            Fault($"exits holding a reference to {held.TypeName} that it never released (the verifier says: Unreleased reference)");
         if (r0.Tag is not null) Fault($"returns a pointer into {r0.Tag}, not a number");
         var final = _context.Packet!;
         return new ExecutionResult(r0.Bits, _steps, final.Bytes(0, final.Length).ToArray(), _path, _trace);
@@ -489,6 +502,7 @@ internal sealed partial class Machine
     {
         if (pointer.Tag is KernelObject obj)
         {
+            if (obj.Released) Fault($"reads r{register}, a {obj.TypeName} it released already");
             long at = unchecked((long)(pointer.Bits - obj.Address)) + displacement;
             if (!signExtend && obj.Fields.TryGetValue(((int)at, size), out var field)) return field;
             Fault($"reads {size} bytes at offset {at} of {obj.TypeName}, which this interpreter does not model (it models {string.Join(", ", obj.Fields.Keys.Select(k => $"{k.Size} bytes at {k.Offset}"))})");

@@ -102,6 +102,12 @@ public sealed class KernelObject
     /// <summary>For socket buffers: their data.</summary>
     internal MemoryRegion? Packet { get; }
 
+    /// <summary>True for a reference a kernel function handed out that the program must release (KF_ACQUIRE: a conntrack lookup's connection).</summary>
+    internal bool Acquired { get; init; }
+
+    /// <summary>Set once the program has released it; any later use is a fault.</summary>
+    internal bool Released { get; set; }
+
     public override string ToString() => TypeName;
 }
 

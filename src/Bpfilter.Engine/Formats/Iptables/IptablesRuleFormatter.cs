@@ -60,6 +60,12 @@ internal static class IptablesRuleFormatter
             args.AddRange(["-m", "mark", .. Negation(mark.Negated), "--mark",
                 mark.Mask == uint.MaxValue ? $"0x{mark.Value:x}" : $"0x{mark.Value:x}/0x{mark.Mask:x}"]);
         }
+        if (m.CtState is not null || m.CtDirection is not null)
+        {
+            args.AddRange(["-m", "conntrack"]);
+            if (m.CtState is { } state) args.AddRange([.. Negation(state.Negated), "--ctstate", CtStateNames.Format(state.States).ToUpperInvariant()]);
+            if (m.CtDirection is { } direction) args.AddRange(["--ctdir", CtDirectionNames.Format(direction).ToUpperInvariant()]);
+        }
         if (m.Limit is { } limit)
         {
             if (limit.Count > 10_000UL * (ulong)limit.Unit) throw Inexpressible($"the limit {limit} is faster than iptables' 10000/second");
