@@ -9,6 +9,12 @@ namespace Bpfilter.Engine.Compiler;
 public sealed record CompileOptions(Func<string, uint> InterfaceIndex)
 {
     /// <summary>
+    /// Classify long runs of rules with map lookups instead of testing them one by one (Optimizer/); false compiles
+    /// every rule as its own run of compares, to compare the two and to debug.
+    /// </summary>
+    public bool Optimize { get; init; } = true;
+
+    /// <summary>
     /// For listings and the interpreter, which need no real interface: this namespace's ifindex where the interface
     /// exists, else a stable stand-in (2^30 plus a hash of the name) that <see cref="SimulatedIndex"/> gives packets too.
     /// </summary>

@@ -60,6 +60,10 @@ public sealed class KernelChainRunner : IDisposable
         return ChainSimulator.Decide(Compiled, before, CounterTotals(), (int)returnCode);
     }
 
+    /// <summary>BPF_PROG_TEST_RUN's average nanoseconds per run over <paramref name="repeat"/> runs of <paramref name="packet"/>.</summary>
+    public uint AverageNanoseconds(ReadOnlySpan<byte> packet, uint repeat) =>
+        _program.TestRunDuration(TestRunInput(Compiled.Chain.Hook, packet), repeat);
+
     public (ulong Packets, ulong Bytes)[] CounterTotals() => ChainSimulator.CounterTotals(_counters.LookupPerCpu, Compiled.Layout.SlotCount);
 
     /// <summary>
