@@ -15,6 +15,12 @@ public sealed record CompileOptions(Func<string, uint> InterfaceIndex)
     public bool Optimize { get; init; } = true;
 
     /// <summary>
+    /// The fewest consecutive classifiable rules the optimizer classifies: below it, testing them one by one is as fast
+    /// as the lookups (measured by the benchmark's program cost), and listings keep one region per rule.
+    /// </summary>
+    public int MinimumClassifiedRun { get; init; } = 32;
+
+    /// <summary>
     /// For listings and the interpreter, which need no real interface: this namespace's ifindex where the interface
     /// exists, else a stable stand-in (2^30 plus a hash of the name) that <see cref="SimulatedIndex"/> gives packets too.
     /// </summary>

@@ -84,6 +84,29 @@ internal static unsafe class Bpf
     }
 
     /// <summary>Makes a map read-only for user space from now on (BPF_MAP_FREEZE).</summary>
+    /// <summary>
+    /// BPF_MAP_UPDATE_BATCH: <paramref name="count"/> keys and values, each array packed, in one call. False when the
+    /// map type has no batch update (an LPM trie), so the caller writes them one by one.
+    /// </summary>
+    public static bool MapUpdateBatch(FileDescriptor map, ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, uint count)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = keys)
+        fixed (byte* v = values)
+        {
+            U64(attr, 16, (ulong)k);
+            U64(attr, 24, (ulong)v);
+            U32(attr, 32, count);
+            U32(attr, 36, (uint)map.Value);
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.MapUpdateBatch, a, AttrSize);
+            if (result >= 0) return true;
+            int errno = LibC.LastError;
+            return errno is 22 or 95 or 524 ? false : throw new KernelException("update map elements in a batch", errno); // EINVAL, EOPNOTSUPP, ENOTSUPP
+        }
+    }
+
     public static void MapFreeze(FileDescriptor map)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
