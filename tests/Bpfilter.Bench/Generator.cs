@@ -22,7 +22,7 @@ internal sealed record GeneratorRun(ulong Sent, double Mpps);
 internal sealed class Generator : IDisposable
 {
     private const uint BatchSize = 64;
-    private const ulong WarmupFrames = 1024;
+    private const ulong WarmupFrames = 256;
     private const int StampEvery = 64;
     private const Helper Redirect = (Helper)23; // bpf_redirect(ifindex, flags)
 

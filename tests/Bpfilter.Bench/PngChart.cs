@@ -77,7 +77,7 @@ internal sealed class PngChart
         return chart.Encode();
     }
 
-    private static string Label(double v) => v.ToString(v < 1 ? "0.##" : "0", System.Globalization.CultureInfo.InvariantCulture);
+    private static string Label(double v) => v.ToString(v < 1 ? "0.#####" : "0", System.Globalization.CultureInfo.InvariantCulture);
 
     private void Set(int x, int y, (byte R, byte G, byte B) c)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Bpfilter.Engine.Rules;
 
 namespace Bpfilter.Bench;
 
@@ -37,7 +38,8 @@ internal static class Report
         return csv.ToString();
     }
 
-    private static string CostName(ProgramCostRun r) => r.Shape == ProgramCost.BareShape ? r.Shape : $"{r.Shape} {(r.Optimized ? "optimized" : "naive")}";
+    private static string CostName(ProgramCostRun r) =>
+        (r.Shape == ProgramCost.BareShape ? r.Shape : $"{r.Shape} {(r.Optimized ? "optimized" : "naive")}") + (r.Hook == Hook.Xdp ? "" : $" {r.Hook.ToName()}");
 
     private static double Median(IEnumerable<double> values) => ProgramCost.Median(values.ToList());
 
@@ -95,11 +97,17 @@ internal static class Report
         }
         if (results.ProgramCost.Count > 0)
         {
-            var counts = results.ProgramCost.Where(r => r.Shape != ProgramCost.BareShape).Select(r => r.Rules).Distinct().Order().ToList();
-            var names = results.ProgramCost.Where(r => r.Shape != ProgramCost.BareShape).Select(CostName).Distinct().ToList();
-            md.Append($"## Program cost\nBPF_PROG_TEST_RUN's average ns per packet over {s.CostRepeat:#,0} runs of the frame the last rule drops, at XDP; median of {s.CostRuns} (min–max). \"pairs\": rules differ in source host and port; \"mixed\": four rule shapes in turn (prefixes, port ranges, negation, ICMP). A bare XDP_DROP program takes {Cost(results, ProgramCost.BareShape, 0)} ns here: the harness's own share.\n\n");
+            var counts = results.ProgramCost.Where(r => r.Shape != ProgramCost.BareShape && r.Hook == Hook.Xdp).Select(r => r.Rules).Distinct().Order().ToList();
+            var names = results.ProgramCost.Where(r => r.Shape != ProgramCost.BareShape && r.Hook == Hook.Xdp).Select(CostName).Distinct().ToList();
+            md.Append($"## Program cost\nBPF_PROG_TEST_RUN's average ns per packet over {s.CostRepeat:#,0} runs of the frame the last rule drops, at XDP; median of {s.CostRuns} (min–max). \"pairs\": rules differ in source host and port; \"mixed\": four rule shapes in turn (prefixes, port ranges, negation, ICMP). A bare XDP_DROP program takes {Cost(results, ProgramCost.BareShape, 0)} ns here: the harness's own share. The optimizer classifies runs of 64 rules or more (below that, testing rules one by one costs no more).\n\n");
             md.Append("| rules | " + string.Join(" | ", names) + " |\n|---:|" + string.Concat(names.Select(_ => "---:|")) + "\n");
             foreach (var n in counts) md.Append($"| {N(n)} | " + string.Join(" | ", names.Select(name => Cost(results, name, n))) + " |\n");
+            md.Append("\nOne rule against a bare drop program at each hook (the difference is one rule's cost there, parser and counter included):\n\n| hook | bare drop | one rule |\n|---|---:|---:|\n");
+            foreach (var hook in ProgramCost.Hooks)
+            {
+                var suffix = hook == Hook.Xdp ? "" : $" {hook.ToName()}";
+                md.Append($"| {hook.ToName()} | {Cost(results, ProgramCost.BareShape + suffix, 0)} | {Cost(results, "pairs optimized" + suffix, 1)} |\n");
+            }
             md.Append('\n');
         }
         if (results.ControlPlane.Count > 0)
@@ -158,9 +166,10 @@ internal static class Report
         foreach (var shape in new[] { "pairs", "mixed" })
             yield return Judge($"BPF_PROG_TEST_RUN cost of {N(most)} {shape} rules against one rule, optimized",
                 Ratio(CostMedian(results, $"{shape} optimized", most), CostMedian(results, $"{shape} optimized", 1)), 3, false);
-        double? oneRule = CostMedian(results, "pairs optimized", 1) is { } c1 && CostMedian(results, ProgramCost.BareShape, 0) is { } bare ? Math.Max(0, c1 - bare) : null;
-        foreach (var (variant, reference) in new[] { ("bpfilter tc-ingress", "tc-ingress always-drop"), ("bpfilter nf-input", "nf-input always-drop") })
+        foreach (var (variant, reference, hook) in new[] { ("bpfilter tc-ingress", "tc-ingress always-drop", Hook.TcIngress), ("bpfilter nf-input", "nf-input always-drop", Hook.NfInput) })
         {
+            var suffix = $" {hook.ToName()}";
+            double? oneRule = CostMedian(results, "pairs optimized" + suffix, 1) is { } c1 && CostMedian(results, ProgramCost.BareShape + suffix, 0) is { } bare ? Math.Max(0, c1 - bare) : null;
             foreach (var n in results.Settings.RuleCounts)
             {
                 double? expected = R(reference, 0) is { } floor && oneRule is { } c ? 1 / (1 / floor + c / 1000) : null;

@@ -16,10 +16,19 @@ internal enum FieldKind
 /// <summary>
 /// A packet record field the classifier can look up. Guard fields (family, protocol, whether ports were read,
 /// fragment) have so few values that rules sharing them are grouped by them and tested with one compare each; the
-/// rest are looked up.
+/// rest are looked up. There is one instance per field, compared by reference.
 /// </summary>
-internal sealed record ClassifiedField(string Code, short Offset, FieldKind Kind, uint Domain, bool Guard)
+internal sealed class ClassifiedField(string code, short offset, FieldKind kind, uint domain, bool guard)
 {
+    /// <summary>Two letters for map names.</summary>
+    public string Code { get; } = code;
+    public short Offset { get; } = offset;
+    public FieldKind Kind { get; } = kind;
+
+    /// <summary>Small fields: how many values the record can hold there (the array's size).</summary>
+    public uint Domain { get; } = domain;
+    public bool Guard { get; } = guard;
+
     public static readonly ClassifiedField Family = new("fa", PacketRecord.Family, FieldKind.Small, 8, true);
     public static readonly ClassifiedField Protocol = new("pr", PacketRecord.Protocol, FieldKind.Small, 256, true);
     public static readonly ClassifiedField HasTransport = new("ht", PacketRecord.HasTransport, FieldKind.Small, 2, true);

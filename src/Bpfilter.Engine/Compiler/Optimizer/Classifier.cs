@@ -158,12 +158,27 @@ internal static class Classifier
         var order = new List<GroupKey>();
         foreach (var rule in rules)
         {
-            var guards = rule.Fields.Where(f => guardsByValue && f.Key.Guard).OrderBy(f => f.Key.Order).ToList();
-            var looked = rule.Fields.Keys.Where(f => !(guardsByValue && f.Guard)).OrderBy(f => f.Order).ToList();
-            var key = new GroupKey(new(guards.Select(g => (g.Key, g.Value.Predicate))), new(looked));
+            var parts = new List<object>();
+            var looked = new List<ClassifiedField>();
+            foreach (var (field, (predicate, _)) in rule.Fields.OrderBy(f => f.Key.Order))
+            {
+                if (guardsByValue && field.Guard)
+                {
+                    parts.Add(field);
+                    parts.Add(predicate);
+                }
+                else
+                {
+                    looked.Add(field);
+                }
+            }
+            parts.Add(Separator);
+            parts.AddRange(looked);
+            var key = new GroupKey(parts.ToArray());
             if (!groups.TryGetValue(key, out var group))
             {
-                group = (guards.SelectMany(g => g.Value.Conditions).ToList(), looked, new List<ClassifierRule>());
+                var guards = rule.Fields.Where(f => guardsByValue && f.Key.Guard).OrderBy(f => f.Key.Order).SelectMany(f => f.Value.Conditions).ToList();
+                group = (guards, looked, new List<ClassifierRule>());
                 groups[key] = group;
                 order.Add(key);
             }
@@ -172,8 +187,22 @@ internal static class Classifier
         return order.Select(k => groups[k]).ToList();
     }
 
-    /// <summary>Rules with equal guard predicates and the same looked-up fields share a group.</summary>
-    private sealed record GroupKey(ValueList<(ClassifiedField, FieldPredicate)> Guards, ValueList<ClassifiedField> Fields);
+    private static readonly object Separator = new();
+
+    /// <summary>
+    /// Rules share a group when their guard fields and predicates and their looked-up fields are the same objects:
+    /// fields are singletons, and a guard's predicate is read once per distinct test (<see cref="FieldPredicates"/>),
+    /// so equal guards meet; unequal objects for an equal predicate would only make one more group.
+    /// </summary>
+    private sealed class GroupKey(object[] parts) : IEquatable<GroupKey>
+    {
+        private readonly int _hash = parts.Aggregate(17, (h, p) => h * 31 + System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(p));
+
+        public object[] Parts { get; } = parts;
+        public bool Equals(GroupKey? other) => other is not null && Parts.Length == other.Parts.Length && Parts.Zip(other.Parts).All(p => ReferenceEquals(p.First, p.Second));
+        public override bool Equals(object? obj) => Equals(obj as GroupKey);
+        public override int GetHashCode() => _hash;
+    }
 
     /// <summary>The group's lookups and their tables (added to <paramref name="tables"/>); null when no packet can match any of its rules.</summary>
     private static ClassifierGroup? BuildGroup(List<Condition> guards, List<ClassifiedField> fields, List<ClassifierRule> rules, List<LookupTable> tables, string prefix)
@@ -279,6 +308,11 @@ internal static class Classifier
         var seen = new HashSet<byte[]>(KeyComparer.Instance);
         foreach (var rule in rules)
         {
+            if (SingleKey(fields, widths, offsets, size, rule) is { } single)
+            {
+                if (seen.Add(single)) entries.Add((single, rule.Candidate));
+                continue;
+            }
             var values = new List<List<byte[]>>();
             foreach (var (field, width) in fields.Zip(widths))
             {
@@ -304,6 +338,30 @@ internal static class Classifier
             }
         }
         return entries.Count == 0 ? null : (entries, size, offsets);
+    }
+
+    /// <summary>The one key of a rule that names one exact value in each field (the common case, built without the product); null otherwise.</summary>
+    private static byte[]? SingleKey(List<ClassifiedField> fields, List<int> widths, List<int> offsets, int size, ClassifierRule rule)
+    {
+        var key = new byte[size];
+        for (int f = 0; f < fields.Count; f++)
+        {
+            switch (rule.Fields[fields[f]].Predicate)
+            {
+                case RangePredicate { Ranges: [var only] } when only.First == only.Last:
+                    BinaryPrimitives.WriteUInt32LittleEndian(key.AsSpan(offsets[f]), only.First);
+                    break;
+                case ExactPredicate { Negated: false, Values: [var value] }:
+                    BinaryPrimitives.WriteUInt32LittleEndian(key.AsSpan(offsets[f]), value);
+                    break;
+                case AddressPredicate { Negated: false, Prefixes: [var prefix] }:
+                    for (int w = 0; w < widths[f] / 4; w++) BinaryPrimitives.WriteUInt32LittleEndian(key.AsSpan(offsets[f] + 4 * w), FieldClasses.Word(prefix.Value, w));
+                    break;
+                default:
+                    return null;
+            }
+        }
+        return key;
     }
 
     private static IEnumerable<int[]> Cartesian(List<int[]> choices)
