@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Bpfilter.Engine.Compiler;
 using Bpfilter.Engine.Deployment;
+using Bpfilter.Engine.Kernel;
 using Bpfilter.Engine.Rules;
 using Match = Bpfilter.Engine.Rules.Match;
 
@@ -71,6 +73,19 @@ internal static partial class ControlPlane
                 Publisher.Publish(new Ruleset(deployment, [new Chain("IN", Hook.Xdp, topology.ReceiverInterface, Verdict.Accept, [rule])], sets: [set]), new PublishOptions(ns));
                 var clock = Stopwatch.StartNew();
                 DeploymentSets.Add(deployment, "hosts", ["10.250.0.1"]);
+                double ms = clock.Elapsed.TotalMilliseconds;
+                Deployments.Unpublish(deployment);
+                return ms;
+            });
+            // What the kernel side of that costs: open the pinned set map and write one key (the rest is the manifest).
+            Add("add-set-member", "bpfilter map update", () =>
+            {
+                var set = new NamedSet("hosts", SetType.Ipv4Address, Enumerable.Range(0, n).Select(i => SetElement.Parse(SetType.Ipv4Address, Rulesets.Pair(i, n).Source)));
+                var rule = new Rule("hosts", new Match { Source = AddressMatch.InSet("hosts") }, Verdict.Drop);
+                Publisher.Publish(new Ruleset(deployment, [new Chain("IN", Hook.Xdp, topology.ReceiverInterface, Verdict.Accept, [rule])], sets: [set]), new PublishOptions(ns));
+                var clock = Stopwatch.StartNew();
+                using (var map = BpfMap.OpenPinned(DeploymentPaths.Pin(deployment, "set-hosts-1"))!)
+                    map.Update(SetMaps.KeysOf(SetType.Ipv4Address, SetElement.Parse(SetType.Ipv4Address, "10.250.0.1")).Single(), SetMaps.Present);
                 double ms = clock.Elapsed.TotalMilliseconds;
                 Deployments.Unpublish(deployment);
                 return ms;
