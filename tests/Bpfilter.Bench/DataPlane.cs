@@ -14,11 +14,12 @@ internal static class DataPlane
     public static List<DataPlaneRun> Run(BenchSettings settings, Action<string> log)
     {
         var runs = new List<DataPlaneRun>();
+        var variants = Variant.All.Where(v => settings.Variants is null || settings.Variants.Any(name => v.Name.Contains(name, StringComparison.Ordinal))).ToList();
         for (int round = 1; round <= settings.Rounds; round++)
         {
-            foreach (var variant in Variant.All.Where(v => !v.UsesRules)) runs.Add(Measure(variant, 0, round, settings, log));
+            foreach (var variant in variants.Where(v => !v.UsesRules)) runs.Add(Measure(variant, 0, round, settings, log));
             foreach (var n in settings.RuleCounts)
-                foreach (var variant in Variant.All.Where(v => v.UsesRules)) runs.Add(Measure(variant, n, round, settings, log));
+                foreach (var variant in variants.Where(v => v.UsesRules)) runs.Add(Measure(variant, n, round, settings, log));
         }
         return runs;
     }
