@@ -7,8 +7,11 @@
     Test   builds, then runs every xunit and Pester test and ends with one line "N passed, N failed".
     Demo   builds, then publishes samples/demo.yaml in a sandbox of two network namespaces and shows its counters.
     Package builds, then writes the module as a versioned .nupkg into out/packages (Compress-PSResource).
-    Bench  builds, then measures (not part of Test): Import-Module time in fresh processes, per-packet program cost
-           by BPF_PROG_TEST_RUN against the rule count, and publish time; writes out/bench/<time>/ (CSV, Markdown, machine).
+    Bench  builds, then measures (not part of Test; about a quarter of an hour, BPFILTER_BENCH_QUICK=1 for a few
+           minutes): packets per second from a generator namespace into a receiver namespace for Bpfilter at four hooks
+           against iptables, nftables and reference programs, per-packet program cost by BPF_PROG_TEST_RUN (optimized
+           and naive), install and update times, Import-Module time; writes out/bench/<time>/ (results.md, chart.png,
+           results.csv, machine.md). Installs iptables, nftables and ethtool when they are missing.
     Clean  removes build output.
     Test and Demo need root (they load eBPF programs and create namespaces); both install what they need.
 .EXAMPLE
@@ -132,9 +135,21 @@ function Invoke-Package {
     Write-Host ('Package: {0} ({1:N0} bytes)' -f $package.FullName, $package.Length)
 }
 
+function Install-BenchPrerequisites {
+    # The benchmark compares with iptables (legacy and nft) and nftables, and reads veth counters with ethtool.
+    $missing = @(@{ iptables = 'iptables-legacy'; nftables = 'nft'; ethtool = 'ethtool' }.GetEnumerator() |
+        Where-Object { -not (Get-Command $_.Value -ErrorAction Ignore) } | ForEach-Object Key)
+    if ($missing.Count -eq 0) { return }
+    if (-not (Get-Command apt-get -ErrorAction Ignore)) { throw "the benchmark needs $($missing -join ', ') and apt-get is not available to install them" }
+    Write-Host "Installing $($missing -join ', ') ..."
+    Invoke-Native apt-get @('update', '-qq')
+    Invoke-Native apt-get (@('install', '-y', '-qq') + $missing)
+}
+
 function Invoke-Bench {
     Assert-Root 'The benchmark'
     Install-Prerequisites
+    Install-BenchPrerequisites
     Invoke-Build
     Invoke-Native dotnet @('build', 'tests/Bpfilter.Bench', '-c', 'Release', '--nologo', '-v', 'q', '-clp:NoSummary')
     $dir = Join-Path $PSScriptRoot ('out/bench/' + (Get-Date -Format 'yyyyMMdd-HHmmss'))
@@ -142,26 +157,14 @@ function Invoke-Bench {
 
     # Import time: a fresh pwsh each time, timing only Import-Module (a warm-up run first fills the file cache).
     $manifest = Join-Path $ModuleDir 'Bpfilter.psd1'
-    $times = foreach ($i in 0..10) {
+    $runs = if ($env:BPFILTER_BENCH_QUICK -in '1', 'true') { 3 } else { 10 }
+    $times = foreach ($i in 0..$runs) {
         $ms = & dotnet pwsh -NoProfile -NonInteractive -Command "[int](Measure-Command { Import-Module '$manifest' }).TotalMilliseconds"
         if ($i -gt 0) { [int]$ms }
     }
-    $sorted = $times | Sort-Object
-    $rows = @("import,module,0,$($sorted[[int]($sorted.Count / 2)]),$($sorted[0]),$($sorted[-1]),ms")
-    $rows += & dotnet (Join-Path $PSScriptRoot 'tests/Bpfilter.Bench/bin/Release/net10.0/Bpfilter.Bench.dll') | Select-Object -Skip 1
-    if ($LASTEXITCODE -ne 0) { throw "the benchmark harness failed with exit code $LASTEXITCODE" }
-    $csv = @('benchmark,hook,rules,median,min,max,unit') + $rows
-    $csv | Set-Content (Join-Path $dir 'results.csv')
-
-    $table = @('| benchmark | hook | rules | median | min | max | unit |', '|---|---|---:|---:|---:|---:|---|')
-    $table += $csv | Select-Object -Skip 1 | ForEach-Object { '| ' + ($_ -replace ',', ' | ') + ' |' }
-    $table | Set-Content (Join-Path $dir 'results.md')
-    @(
-        "kernel: $(uname -r)", "cpus: $(nproc) ($((Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', ''))",
-        "memory: $((Get-Content /proc/meminfo -TotalCount 1) -replace '\s+', ' ')", "dotnet: $(dotnet --version)", "pwsh: $($PSVersionTable.PSVersion)",
-        "measured: $(Get-Date -Format o)"
-    ) | Set-Content (Join-Path $dir 'machine.md')
-    $table | Write-Host
+    # The harness measures the data plane, program cost and control plane and writes the results folder (see its Program.cs).
+    Invoke-Native dotnet @((Join-Path $PSScriptRoot 'tests/Bpfilter.Bench/bin/Release/net10.0/Bpfilter.Bench.dll'), $dir, '--import-ms', ($times -join ','))
+    Get-Content (Join-Path $dir 'results.md') | Write-Host
     Write-Host "Results in $dir"
 }
 

@@ -1,111 +1,56 @@
-using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
-using Bpfilter.Engine.Compiler;
-using Bpfilter.Engine.Deployment;
-using Bpfilter.Engine.Ebpf;
-using Bpfilter.Engine.Kernel;
-using Bpfilter.Engine.Rules;
+using Bpfilter.Bench;
 
-// Benchmarks that need the engine, one CSV row per measurement:
-//   program-cost: ns per packet by BPF_PROG_TEST_RUN (repeat 1,000,000) against the rule count, matching rule last;
-//   publish:      time to compile, load, attach and pin N rules on a veth in a namespace of its own, and to republish.
-// Every figure is the median of several runs; min and max are printed beside it.
-// 10,000 rules is out of reach of a linear chain: the verifier refuses more than 8,192 pending branches (issue 6).
-var counts = new[] { 1, 10, 100, 1_000 };
-var what = args.Length > 0 ? args[0] : "all";
-Console.WriteLine("benchmark,hook,rules,median,min,max,unit");
-if (what is "all" or "program-cost") ProgramCost();
-if (what is "all" or "publish") PublishTime();
-
-void ProgramCost()
+// The benchmark suite behind 'build.ps1 Bench' (root; not part of Test): the data plane (live frames from a generator
+// namespace into a receiver namespace, every variant, every rule count), the per-packet program cost by
+// BPF_PROG_TEST_RUN, optimized and naive, and the control plane (install, change one rule, add one set member).
+// Writes results.csv, results.md, chart.png and machine.md into the folder given as the first argument.
+// BPFILTER_BENCH_QUICK=1 runs one short round at fewer rule counts; a second argument "data-plane", "program-cost" or
+// "control-plane" runs one part only.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+if (args.Length < 1)
 {
-    foreach (var hook in new[] { Hook.Xdp, Hook.TcIngress })
-    {
-        foreach (var n in counts)
-        {
-            var chain = new Chain("BENCH", hook, "lo", Verdict.Accept, Rules(n));
-            var compiled = ChainCompiler.Compile(chain);
-            using var counters = BpfMap.Create(compiled.Counters);
-            using var program = LoadedProgram.Load(compiled.Program, new Dictionary<MapSpec, BpfMap> { [compiled.Counters] = counters });
-            var frame = Frame(9999);
-            var runs = Enumerable.Range(0, 5).Select(_ => (double)program.TestRunDuration(frame, 1_000_000)).Order().ToArray();
-            Row("program-cost", hook, n, runs, "ns/packet");
-        }
-    }
+    Console.Error.WriteLine("usage: Bpfilter.Bench <results folder> [data-plane|program-cost|control-plane] [--import-ms a,b,c]");
+    return 2;
+}
+var folder = args[0];
+var part = args.Length > 1 && !args[1].StartsWith("--") ? args[1] : "all";
+var importArg = Array.IndexOf(args, "--import-ms");
+var importMs = importArg >= 0 ? args[importArg + 1].Split(',').Select(double.Parse).ToArray() : [];
+var settings = Environment.GetEnvironmentVariable("BPFILTER_BENCH_QUICK") is "1" or "true" ? BenchSettings.Quick : BenchSettings.Full;
+// For a closer look at a few variants: BPFILTER_BENCH_VARIANTS (names or parts of names, comma-separated),
+// BPFILTER_BENCH_RULES (rule counts) and BPFILTER_BENCH_ROUNDS.
+if (Environment.GetEnvironmentVariable("BPFILTER_BENCH_VARIANTS") is { Length: > 0 } variants) settings = settings with { Variants = variants.Split(',') };
+if (Environment.GetEnvironmentVariable("BPFILTER_BENCH_RULES") is { Length: > 0 } counts) settings = settings with { RuleCounts = counts.Split(',').Select(int.Parse).ToArray() };
+if (Environment.GetEnvironmentVariable("BPFILTER_BENCH_ROUNDS") is { Length: > 0 } rounds) settings = settings with { Rounds = int.Parse(rounds) };
+Directory.CreateDirectory(folder);
+var started = DateTimeOffset.Now;
+void Log(string line) => Console.WriteLine($"[{(DateTimeOffset.Now - started).TotalSeconds,6:0}s] {line}");
+Log($"{(settings.CostRepeat == BenchSettings.Quick.CostRepeat ? "quick" : "full")} run: {settings.Rounds} round(s) of {settings.Duration.TotalSeconds} s, rules {string.Join(", ", settings.RuleCounts)}");
+
+var results = new BenchResults(settings, importMs);
+if (part is "all" or "program-cost") results.ProgramCost.AddRange(ProgramCost.Run(settings, Log));
+if (part is "all" or "control-plane") results.ControlPlane.AddRange(ControlPlane.Run(settings, Log));
+if (part is "all" or "data-plane") results.DataPlane.AddRange(DataPlane.Run(settings, Log));
+Report.Write(folder, results, started);
+Log($"results in {folder}");
+return 0;
+
+/// <summary>How much to measure: the full suite keeps to about a quarter of an hour on the 2-core development VM.</summary>
+internal sealed record BenchSettings(int Rounds, TimeSpan Duration, int[] RuleCounts, int LargestRuleCount, int CostRuns, uint CostRepeat, int ControlRuns)
+{
+    /// <summary>The data-plane variants to measure (by part of their name); null for all.</summary>
+    public string[]? Variants { get; init; }
+
+    public static readonly BenchSettings Full = new(3, TimeSpan.FromSeconds(2), [1, 10, 100, 1_000, 10_000], 100_000, 5, 1_000_000, 3);
+    public static readonly BenchSettings Quick = new(1, TimeSpan.FromSeconds(0.5), [1, 100, 10_000], 100_000, 3, 200_000, 1);
 }
 
-void PublishTime()
+/// <summary>Everything one run measured.</summary>
+internal sealed record BenchResults(BenchSettings Settings, double[] ImportMilliseconds)
 {
-    var id = Guid.NewGuid().ToString("N")[..6];
-    string ns = $"bpft-{id}-b", peer = $"bpft-{id}-p", dev = $"bpft{id}b";
-    Ip("netns", "add", ns);
-    Ip("netns", "add", peer);
-    try
-    {
-        Ip("link", "add", dev, "netns", ns, "type", "veth", "peer", "name", $"bpft{id}p", "netns", peer);
-        Ip("-n", ns, "link", "set", dev, "up");
-        foreach (var n in counts)
-        {
-            var name = $"bpft-bench-{id}";
-            var first = new List<double>();
-            var again = new List<double>();
-            for (int round = 0; round < 3; round++)
-            {
-                var ruleset = new Ruleset(name, [new Chain("BENCH", Hook.Xdp, dev, Verdict.Accept, Rules(n))]);
-                var clock = Stopwatch.StartNew();
-                Publisher.Publish(ruleset, new PublishOptions(ns));
-                first.Add(clock.Elapsed.TotalMilliseconds);
-                clock.Restart();
-                Publisher.Publish(ruleset, new PublishOptions(ns));
-                again.Add(clock.Elapsed.TotalMilliseconds);
-                Deployments.Unpublish(name);
-            }
-            Row("publish", Hook.Xdp, n, first.Order().ToArray(), "ms");
-            Row("republish", Hook.Xdp, n, again.Order().ToArray(), "ms");
-        }
-    }
-    finally
-    {
-        Ip("netns", "delete", ns);
-        Ip("netns", "delete", peer);
-    }
-}
-
-// N rules that differ in port and source, each with two fields, the one that matches the frame last.
-static Rule[] Rules(int n) => Enumerable.Range(0, n).Select(i => new Rule($"r{i}",
-    new Match
-    {
-        Source = new AddressMatch([IpPrefix.Parse(i == n - 1 ? "10.0.0.1" : $"10.{(i >> 8) & 0xff}.{i & 0xff}.9")]),
-        Protocol = new ProtocolMatch(IpProtocol.Udp),
-        DestinationPort = PortMatch.Single((ushort)(i == n - 1 ? 9999 : 10000 + i % 50000)),
-    }, Verdict.Drop)).ToArray();
-
-static byte[] Frame(ushort port)
-{
-    var frame = new byte[64];
-    BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), 0x0800);
-    frame[14] = 0x45;
-    BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(16), 50);
-    frame[22] = 64; frame[23] = 17;
-    new byte[] { 10, 0, 0, 1 }.CopyTo(frame, 26);
-    new byte[] { 10, 0, 0, 2 }.CopyTo(frame, 30);
-    BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(34), 12345);
-    BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(36), port);
-    return frame;
-}
-
-static void Row(string benchmark, Hook hook, int rules, double[] sorted, string unit) =>
-    Console.WriteLine(string.Join(',', benchmark, hook.ToName(), rules.ToString(CultureInfo.InvariantCulture),
-        F(sorted[sorted.Length / 2]), F(sorted[0]), F(sorted[^1]), unit));
-
-static string F(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
-
-static void Ip(params string[] args)
-{
-    var start = new ProcessStartInfo("ip") { RedirectStandardError = true };
-    foreach (var a in args) start.ArgumentList.Add(a);
-    using var process = Process.Start(start)!;
-    process.WaitForExit();
-    if (process.ExitCode != 0) throw new InvalidOperationException($"ip {string.Join(' ', args)}: {process.StandardError.ReadToEnd()}");
+    public List<DataPlaneRun> DataPlane { get; } = new();
+    public List<ProgramCostRun> ProgramCost { get; } = new();
+    public List<ControlPlaneRun> ControlPlane { get; } = new();
 }

@@ -20,7 +20,10 @@ public sealed class KernelProgramTests
     {
         public Loaded(params Rule[] rules)
         {
-            Compiled = ChainCompiler.Compile(new Chain("INPUT", Hook.Xdp, "lo", Verdict.Accept, rules));
+            // The linear form, one run of compares per rule, which is what these edge cases and the verifier's scaling
+            // concern; OptimizerPropertyTests load the classified form with its tables.
+            var chain = new Chain("INPUT", Hook.Xdp, "lo", Verdict.Accept, rules);
+            Compiled = ChainCompiler.Compile(new Ruleset("chain", [chain]), chain, CompileOptions.Simulation with { Optimize = false });
             Counters = BpfMap.Create(Compiled.Counters);
             Program = LoadedProgram.Load(Compiled.Program, new Dictionary<MapSpec, BpfMap> { [Compiled.Counters] = Counters });
         }

@@ -1,4 +1,5 @@
 using Bpfilter.Engine.Compiler.Matchers;
+using Bpfilter.Engine.Compiler.Optimizer;
 using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Rules;
 
@@ -13,6 +14,12 @@ namespace Bpfilter.Engine.Compiler;
 /// </summary>
 public static class ChainCompiler
 {
+    /// <summary>
+    /// The maps the optimizer's tables may take in one program: the kernel allows 64 (MAX_USED_MAPS), and counters,
+    /// sets, limits and the log need the rest.
+    /// </summary>
+    private const int ClassifierMapBudget = 48;
+
     /// <summary>The most instructions the kernel loads in one program (BPF_COMPLEXITY_LIMIT_INSNS).</summary>
     public const int MaxInstructions = 1_000_000;
 
@@ -34,7 +41,7 @@ public static class ChainCompiler
             throw new BpfilterException("ProgramTooLarge", FailureCategory.InvalidData,
                 $"chain '{chain.Name}' compiles to {program.Instructions.Count} instructions, more than the {MaxInstructions} the kernel loads"
                 + (userChains.Count > 0 ? " (every jump copies the user chain it jumps to)" : ""));
-        return new CompiledChain(chain, program, counters, layout, ruleset);
+        return new CompiledChain(chain, program, counters, layout, ruleset, emitter.Tables.Where(t => program.Maps.Contains(t.Map)).ToList());
     }
 
     /// <summary>Kernel object names: 15 characters of [A-Za-z0-9_.] at most.</summary>
@@ -48,8 +55,13 @@ public static class ChainCompiler
     private sealed class RuleEmitter(Ruleset ruleset, Chain chain, HookFlavour hook, CounterLayout layout, MapSpec counters, bool shared, CompileOptions options)
     {
         private readonly Assembler _asm = new();
+        private readonly Dictionary<string, Dictionary<int, ClassifierSegment>> _segments = new(StringComparer.Ordinal);
+        private int _tableCount;
         private Label _count = null!;
         private Label _malformed = null!;
+
+        /// <summary>The maps the optimizer filled for the classified runs.</summary>
+        public List<LookupTable> Tables { get; } = new();
 
         public EbpfProgram Emit()
         {
@@ -97,8 +109,19 @@ public static class ChainCompiler
         private void EmitRules(string chainName, IReadOnlyList<Rule> rules, Func<int, int> slotOf, Label returnTo, bool isHooked)
         {
             var asm = _asm;
+            var segments = Segments(chainName, rules);
             for (int i = 0; i < rules.Count; i++)
             {
+                if (segments.TryGetValue(i, out var segment))
+                {
+                    var classified = $"rules {segment.Start + 1}-{segment.End} classified ({segment.Groups.Count} group(s))";
+                    asm.BeginRegion(isHooked ? classified : $"chain {chainName} {classified}");
+                    var after = asm.NewLabel($"{chainName}_rules_{segment.Start + 1}_{segment.End}_next");
+                    ClassifierEmitter.Emit(asm, segment, slotOf(segment.Start), hook.ReturnCode, _count, after);
+                    asm.Mark(after);
+                    i = segment.End - 1;
+                    continue;
+                }
                 var rule = rules[i];
                 var where = $"rule {i + 1}" + (rule.Name is null ? "" : $" {rule.Name}");
                 asm.BeginRegion(isHooked ? where : $"chain {chainName} {where}");
@@ -140,6 +163,23 @@ public static class ChainCompiler
                 asm.Mark(next);
             }
             asm.Jump(returnTo);
+        }
+
+        /// <summary>
+        /// The classified runs of a chain's rules, planned once per chain: a user chain jumped to from several places is
+        /// inlined at each, and every copy looks up the same maps (their candidates are positions within the run, and
+        /// each copy adds its own first slot).
+        /// </summary>
+        private Dictionary<int, ClassifierSegment> Segments(string chainName, IReadOnlyList<Rule> rules)
+        {
+            // Offloaded programs keep to the linear form: NICs take few map types, and no LPM trie.
+            if (!options.Optimize || shared) return [];
+            if (_segments.TryGetValue(chainName, out var planned)) return planned;
+            planned = Classifier.Plan(rules, (i, rule) => Conditions(chainName, i, rule).ToList(), options.MinimumClassifiedRun, "o", ref _tableCount,
+                ClassifierMapBudget - Tables.Count);
+            foreach (var segment in planned.Values) Tables.AddRange(segment.Tables);
+            _segments[chainName] = planned;
+            return planned;
         }
 
         private void EmitMatch(string chainName, int index, Rule rule, Label fail)

@@ -1,3 +1,4 @@
+using Bpfilter.Engine.Compiler.Optimizer;
 using Bpfilter.Engine.Ebpf;
 using Bpfilter.Engine.Rules;
 
@@ -5,8 +6,13 @@ namespace Bpfilter.Engine.Compiler;
 
 /// <summary>A chain lowered for its hook: the program, its counter map, and which slot counts what.</summary>
 /// <param name="Ruleset">The ruleset the chain came from: its user chains and sets.</param>
-public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Counters, CounterLayout Layout, Ruleset? Ruleset = null)
+/// <param name="Tables">The maps the optimizer filled, to be created with their entries before the program loads.</param>
+public sealed record CompiledChain(Chain Chain, EbpfProgram Program, MapSpec Counters, CounterLayout Layout, Ruleset? Ruleset = null,
+    IReadOnlyList<LookupTable>? Tables = null)
 {
+    /// <summary>The optimizer's maps (none when nothing was classified).</summary>
+    public IReadOnlyList<LookupTable> LookupTables => Tables ?? [];
+
     /// <summary>The ruleset's limit state, when the program uses it.</summary>
     public MapSpec? Limits => Ruleset is not null && LimitMaps.SpecOf(Ruleset) is { } spec && Program.Maps.Contains(spec) ? spec : null;
 

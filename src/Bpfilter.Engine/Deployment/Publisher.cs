@@ -10,7 +10,11 @@ namespace Bpfilter.Engine.Deployment;
 
 /// <summary>Options of one publish.</summary>
 /// <param name="NetworkNamespace">A name under /run/netns or an absolute path, for chains that name none; null for this process's namespace.</param>
-public sealed record PublishOptions(string? NetworkNamespace = null);
+public sealed record PublishOptions(string? NetworkNamespace = null)
+{
+    /// <summary>Let the optimizer classify long runs of rules (<see cref="CompileOptions.Optimize"/>); false compiles them one by one.</summary>
+    public bool Optimize { get; init; } = true;
+}
 
 /// <summary>
 /// Compiles, loads, attaches and pins a ruleset under its name. Everything that can fail before the kernel
@@ -62,7 +66,7 @@ public static class Publisher
         {
             // Interfaces that rules name are resolved where the chain runs.
             var netns = chain.NetworkNamespace ?? options.NetworkNamespace;
-            var compileOptions = new CompileOptions(ifname => Kernel.NetworkNamespace.Run(netns, () => Interfaces.IndexOf(ifname, netns)));
+            var compileOptions = new CompileOptions(ifname => Kernel.NetworkNamespace.Run(netns, () => Interfaces.IndexOf(ifname, netns))) { Optimize = options.Optimize };
             return ChainCompiler.Compile(ruleset, chain, compileOptions);
         }).ToList();
         foreach (var chain in compiled.Where(c => c.Chain.Mode == XdpMode.Offload)) OffloadProfile.Check(chain);
@@ -90,11 +94,16 @@ public static class Publisher
             if (logSpec is not null) log = BpfMap.Create(logSpec);
             Step($"created maps ({sets.Count} set(s), {sets.Values.Sum(s => SetMaps.EntryCount(s.Set))} member key(s))");
             foreach (var s in staged)
+                foreach (var table in s.Compiled.LookupTables) s.Tables.Add(BpfMap.CreateFrozen(table.Map, table.Entries));
+            if (staged.Any(s => s.Tables.Count > 0))
+                Step($"filled {staged.Sum(s => s.Tables.Count)} classifier table(s), {staged.Sum(s => s.Compiled.LookupTables.Sum(t => t.Entries.Count))} entries");
+            foreach (var s in staged)
             {
                 var maps = new Dictionary<MapSpec, BpfMap> { [s.Compiled.Counters] = s.Counters! };
                 foreach (var (set, spec) in s.Compiled.Sets) maps[spec] = sets[set.Name].Map;
                 if (s.Compiled.Limits is { } limitMap) maps[limitMap] = limits!;
                 if (s.Compiled.Log is { } logMap) maps[logMap] = log!;
+                foreach (var (table, map) in s.Compiled.LookupTables.Zip(s.Tables)) maps[table.Map] = map;
                 s.Program = LoadedProgram.Load(s.Compiled.Program, maps, s.Compiled.Chain.Mode == XdpMode.Offload ? s.Ifindex : 0);
             }
             Step("verifier accepted every program");
@@ -257,6 +266,9 @@ public static class Publisher
         public uint Ifindex { get; private init; }
         public BpfMap? Counters { get; set; }
         public LoadedProgram? Program { get; set; }
+
+        /// <summary>The optimizer's filled maps; the program holds them once loaded.</summary>
+        public List<BpfMap> Tables { get; } = new();
         public ManifestChain? Planned { get; private set; }
 
         /// <summary>The previous generation's chain whose link this one takes over, if any.</summary>
@@ -327,6 +339,7 @@ public static class Publisher
         {
             Program?.Dispose();
             Counters?.Dispose();
+            foreach (var table in Tables) table.Dispose();
         }
     }
 }

@@ -84,6 +84,29 @@ internal static unsafe class Bpf
     }
 
     /// <summary>Makes a map read-only for user space from now on (BPF_MAP_FREEZE).</summary>
+    /// <summary>
+    /// BPF_MAP_UPDATE_BATCH: <paramref name="count"/> keys and values, each array packed, in one call. False when the
+    /// map type has no batch update (an LPM trie), so the caller writes them one by one.
+    /// </summary>
+    public static bool MapUpdateBatch(FileDescriptor map, ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, uint count)
+    {
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* k = keys)
+        fixed (byte* v = values)
+        {
+            U64(attr, 16, (ulong)k);
+            U64(attr, 24, (ulong)v);
+            U32(attr, 32, count);
+            U32(attr, 36, (uint)map.Value);
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.MapUpdateBatch, a, AttrSize);
+            if (result >= 0) return true;
+            int errno = LibC.LastError;
+            return errno is 22 or 95 or 524 ? false : throw new KernelException("update map elements in a batch", errno); // EINVAL, EOPNOTSUPP, ENOTSUPP
+        }
+    }
+
     public static void MapFreeze(FileDescriptor map)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
@@ -279,6 +302,33 @@ internal static unsafe class Bpf
     }
 
     /// <summary>Like <see cref="Call"/>, but ENOENT (no such element or pin) is null instead of an error.</summary>
+    /// <summary>
+    /// BPF_PROG_TEST_RUN of an XDP program on live frames (BPF_F_TEST_XDP_LIVE_FRAMES): the kernel sends
+    /// <paramref name="repeat"/> copies of <paramref name="frame"/> through the program in batches of
+    /// <paramref name="batchSize"/>, and really transmits or redirects what it returns. False when a signal ended
+    /// the run between batches (EINTR), which is how a caller bounds a run by time.
+    /// </summary>
+    public static bool ProgTestRunLiveFrames(FileDescriptor program, ReadOnlySpan<byte> frame, uint repeat, uint batchSize)
+    {
+        const uint LiveFrames = 1 << 1;
+        Span<byte> attr = stackalloc byte[AttrSize];
+        attr.Clear();
+        fixed (byte* data = frame)
+        {
+            U32(attr, 0, (uint)program.Value);
+            U32(attr, 8, (uint)frame.Length);
+            U64(attr, 16, (ulong)data);
+            U32(attr, 32, repeat);
+            U32(attr, 64, LiveFrames);
+            U32(attr, 72, batchSize);
+            long result;
+            fixed (byte* a = attr) result = LibC.Syscall(LibC.SysBpf, (long)BpfCommand.ProgTestRun, a, AttrSize);
+            if (result >= 0) return true;
+            int errno = LibC.LastError;
+            return errno == 4 ? false : throw new KernelException("test-run a program on live frames", errno);
+        }
+    }
+
     private static int? CallUnlessAbsent(BpfCommand command, Span<byte> attr, string what)
     {
         long result;

@@ -23,4 +23,5 @@ internal enum BpfCommand
     LinkGetNextId = 31,
     LinkDetach = 34,
     MapFreeze = 22,
+    MapUpdateBatch = 26,
 }

@@ -20,6 +20,38 @@ public sealed class BpfMap : IDisposable
     public static BpfMap Create(MapSpec spec) =>
         new(Bpf.MapCreate((uint)spec.Type, spec.KeySize, spec.ValueSize, spec.MaxEntries, spec.Flags, spec.Name), spec.Type, spec.ValueSize);
 
+    /// <summary>
+    /// A map holding <paramref name="entries"/>, frozen so that from now on only programs can change it (the
+    /// optimizer's tables: what a program classifies by is fixed when it loads). Written in one batch where the map
+    /// type allows it.
+    /// </summary>
+    public static BpfMap CreateFrozen(MapSpec spec, IReadOnlyList<KeyValuePair<byte[], byte[]>> entries)
+    {
+        var map = Create(spec);
+        try
+        {
+            if (entries.Count > 0)
+            {
+                var keys = new byte[entries.Count * spec.KeySize];
+                var values = new byte[entries.Count * spec.ValueSize];
+                for (int i = 0; i < entries.Count; i++)
+                {
+                    entries[i].Key.CopyTo(keys, i * (int)spec.KeySize);
+                    entries[i].Value.CopyTo(values, i * (int)spec.ValueSize);
+                }
+                if (!Bpf.MapUpdateBatch(map.Fd, keys, values, (uint)entries.Count))
+                    foreach (var (key, value) in entries) map.Update(key, value);
+            }
+            map.Freeze();
+            return map;
+        }
+        catch
+        {
+            map.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Opens a pinned map, or returns null when nothing is pinned at <paramref name="path"/>.</summary>
     public static BpfMap? OpenPinned(string path, bool readOnly = false)
     {

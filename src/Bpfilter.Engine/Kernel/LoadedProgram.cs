@@ -85,5 +85,13 @@ public sealed class LoadedProgram : IDisposable
         return duration;
     }
 
+    /// <summary>
+    /// Runs an XDP program on <paramref name="repeat"/> live frames made from <paramref name="frame"/>: what it
+    /// redirects is really sent (a packet generator, as xdp-trafficgen is). False when a signal to the calling
+    /// thread ended the run early.
+    /// </summary>
+    public bool TestRunLiveFrames(ReadOnlySpan<byte> frame, uint repeat, uint batchSize) =>
+        Bpf.ProgTestRunLiveFrames(Fd, frame, repeat, batchSize);
+
     public void Dispose() => Fd.Dispose();
 }

@@ -21,6 +21,7 @@ public sealed partial class ChainSimulator
 {
     private readonly string?[] _regionOf;
     private readonly int?[] _ruleOf;
+    private readonly (int First, int Last)?[] _classifiedOf;
 
     public ChainSimulator(Chain chain, InterpreterOptions? options = null)
         : this(ChainCompiler.Compile(chain), options)
@@ -35,6 +36,11 @@ public sealed partial class ChainSimulator
         {
             foreach (var key in SetMaps.KeysOf(set)) Maps[spec].Update(key, SetMaps.Present);
         }
+        foreach (var table in compiled.LookupTables)
+        {
+            foreach (var (key, value) in table.Entries)
+                if (Maps[table.Map].Update(key, value) != 0) throw new InvalidOperationException($"the interpreter's map {table.Map.Name} refused an entry");
+        }
         Interpreter = new EbpfInterpreter(compiled.Program, Maps, (options ?? new InterpreterOptions()) with
         {
             RecordPath = true,
@@ -45,13 +51,18 @@ public sealed partial class ChainSimulator
         int count = compiled.Program.Instructions.Count;
         _regionOf = new string?[count];
         _ruleOf = new int?[count];
+        _classifiedOf = new (int, int)?[count];
         foreach (var region in compiled.Program.Regions)
         {
             var rule = RuleRegion().Match(region.Label);
+            var run = ClassifiedRegion().Match(region.Label);
             for (int i = Math.Max(0, region.Start); i < Math.Min(count, region.End); i++)
             {
                 _regionOf[i] = region.Label;
                 _ruleOf[i] = rule.Success ? int.Parse(rule.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+                if (run.Success)
+                    _classifiedOf[i] = (int.Parse(run.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture),
+                        int.Parse(run.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
             }
         }
     }
@@ -85,6 +96,12 @@ public sealed partial class ChainSimulator
         foreach (var pc in execution.Path)
         {
             if (_ruleOf[pc] is int rule && (evaluated.Count == 0 || evaluated[^1] != rule)) evaluated.Add(rule);
+            else if (_classifiedOf[pc] is { } run && (evaluated.Count == 0 || evaluated[^1] != run.Last))
+            {
+                // A classified run looks its rules up together: it tried each up to the one that decided, or all of them.
+                int last = decision.Position is int decided && decided >= run.First && decided <= run.Last ? decided : run.Last;
+                for (int r = run.First; r <= last; r++) evaluated.Add(r);
+            }
         }
         return new SimulatedRun(decision, evaluated, execution);
     }
@@ -201,4 +218,7 @@ public sealed partial class ChainSimulator
 
     [GeneratedRegex(@"^rule (\d+)(?: |$)")]
     private static partial Regex RuleRegion();
+
+    [GeneratedRegex(@"^rules (\d+)-(\d+) classified")]
+    private static partial Regex ClassifiedRegion();
 }

@@ -16,7 +16,7 @@ public sealed class KernelChainRunner : IDisposable
     public static readonly int[] RequiredCapabilities = [Privileges.CapBpf, Privileges.CapNetAdmin];
 
     private readonly BpfMap _counters;
-    private readonly List<BpfMap> _sets = new(); // and the limit state and log: the maps besides the counters
+    private readonly List<BpfMap> _sets = new(); // and the limit state, log and optimizer tables: the maps besides the counters
     private readonly LoadedProgram _program;
 
     public KernelChainRunner(CompiledChain compiled)
@@ -33,6 +33,12 @@ public sealed class KernelChainRunner : IDisposable
                 _sets.Add(map);
                 foreach (var key in SetMaps.KeysOf(set)) map.Update(key, SetMaps.Present);
                 maps[spec] = map;
+            }
+            foreach (var table in compiled.LookupTables)
+            {
+                var map = BpfMap.CreateFrozen(table.Map, table.Entries);
+                _sets.Add(map);
+                maps[table.Map] = map;
             }
             foreach (var spec in new[] { compiled.Limits, compiled.Log }.OfType<MapSpec>())
             {
@@ -59,6 +65,10 @@ public sealed class KernelChainRunner : IDisposable
         uint returnCode = _program.TestRun(TestRunInput(Compiled.Chain.Hook, packet));
         return ChainSimulator.Decide(Compiled, before, CounterTotals(), (int)returnCode);
     }
+
+    /// <summary>BPF_PROG_TEST_RUN's average nanoseconds per run over <paramref name="repeat"/> runs of <paramref name="packet"/>.</summary>
+    public uint AverageNanoseconds(ReadOnlySpan<byte> packet, uint repeat) =>
+        _program.TestRunDuration(TestRunInput(Compiled.Chain.Hook, packet), repeat);
 
     public (ulong Packets, ulong Bytes)[] CounterTotals() => ChainSimulator.CounterTotals(_counters.LookupPerCpu, Compiled.Layout.SlotCount);
 

@@ -59,6 +59,9 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
     [ArgumentCompleter(typeof(NetworkNamespaceCompleter))]
     public string? NetworkNamespace { get; set; }
 
+    [Parameter]
+    public SwitchParameter NoOptimize { get; set; }
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == RulesetSet) Publish(Ruleset!);
@@ -88,7 +91,7 @@ public sealed class PublishBpfProgramCommand : PSCmdlet
         if (!ShouldProcess($"deployment '{ruleset.Name}' ({where})", "Publish eBPF program")) return;
         try
         {
-            WriteObject(Publisher.Publish(ruleset, new PublishOptions(NetworkNamespace), WriteVerbose));
+            WriteObject(Publisher.Publish(ruleset, new PublishOptions(NetworkNamespace) { Optimize = !NoOptimize }, WriteVerbose));
         }
         catch (BpfilterException e)
         {
