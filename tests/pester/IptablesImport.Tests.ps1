@@ -18,10 +18,12 @@ Describe 'Import-BpfRuleset -Format IptablesSave' {
         $ruleset.Chains[0].Policy.ToString() | Should -Be 'drop'
         $ruleset.UserChains.Name | Should -Be @('LOGDROP', 'SSH-IN')
         $input = $ruleset.Chains[0].Rules
-        $input.Count | Should -Be 13
+        $input.Count | Should -Be 14
         $input[0].Name | Should -Be 'loopback'
         $input[3].ToString() | Should -Be 'web traffic: family ipv4 protocol tcp destination-port [80, 443] -> accept'
-        $input[-1].Verdict.ToString() | Should -Be 'jump: LOGDROP'
+        $input[-2].Verdict.ToString() | Should -Be 'jump: LOGDROP'
+        # An IPv4 dump says nothing of IPv6: the DROP policy must not decide it.
+        $input[-1].ToString() | Should -Be 'ipv6: no ip6tables dump: family ipv6 -> accept'
     }
 
     It 'reads the IPv4 and IPv6 dumps of one host into one ruleset, each rule limited to its family' {
@@ -65,9 +67,9 @@ COMMIT
         (Test-BpfPacket @packet -Source 198.51.100.1 -Protocol tcp -DestinationPort 22).DecidedBy | Should -Be 'Policy'
         (Test-BpfPacket @packet -Source 198.51.100.1 -Protocol tcp -DestinationPort 443).Rule | Should -Be 'web traffic'
         (Test-BpfPacket -Ruleset $ruleset -Chain INPUT -InInterface lo -Source 198.51.100.1 -Protocol udp -DestinationPort 53).Position | Should -Be 1
-        # The dump is iptables', not ip6tables': its rules do not match IPv6.
+        # The dump is iptables', not ip6tables': its rules do not match IPv6, nor does its DROP policy decide it.
         $v6 = Test-BpfPacket @packet -Source 2001:db8::5 -Destination 2001:db8::1 -Protocol tcp -DestinationPort 443
-        ($v6.Verdict, $v6.DecidedBy) | Should -Be @('drop', 'Policy')
+        ($v6.Verdict, $v6.Rule) | Should -Be @('accept', 'ipv6: no ip6tables dump')
     }
 
     It 'names the file, line and column of a mistake' {
