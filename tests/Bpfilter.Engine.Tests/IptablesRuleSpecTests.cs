@@ -319,10 +319,24 @@ public sealed class IptablesRuleSpecTests
     }
 
     [Fact]
-    public void Unknown_options_modules_and_connection_tracking_are_refused()
+    public void Connection_tracking_reads_as_ct_state_and_ct_direction_and_writes_back()
     {
-        Fails("-m conntrack --ctstate ESTABLISHED -j ACCEPT", 1, "connection tracking is not supported yet");
-        Fails("-m state --state NEW", 1, "connection tracking");
+        var related = Read("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+        Assert.Equal(new CtStateMatch(CtStates.Related | CtStates.Established), related.Match.CtState);
+        var fresh = Read("-p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT");
+        Assert.Equal(new CtStateMatch(CtStates.New), fresh.Match.CtState);
+        var notNew = Read("-m conntrack ! --ctstate NEW --ctdir REPLY -j DROP");
+        Assert.Equal((new CtStateMatch(CtStates.New, negated: true), CtDirection.Reply), (notNew.Match.CtState, notNew.Match.CtDirection));
+        foreach (var rule in new[] { related, fresh, notNew })
+            Assert.Equal(rule, IptablesRuleSpec.ParseRule(IptablesRuleSpec.FormatRule(rule, IpFamily.Ipv4), 0, IpFamily.Ipv4));
+        Fails("-m conntrack --ctstate SNAT -j ACCEPT", 3, "NAT");
+        Fails("-m conntrack ! --ctdir REPLY -j ACCEPT", 3, "cannot be negated");
+        Fails("-m conntrack --ctstatus ASSURED -j ACCEPT", 2, "not an option bpfilter reads");
+    }
+
+    [Fact]
+    public void Unknown_options_and_modules_are_refused()
+    {
         Fails("-m owner --uid-owner 0", 1, "'owner' is not supported");
         Fails("-p tcp --bogus", 2, "not an option bpfilter reads");
         Fails("-x", 0, "not an option bpfilter reads");

@@ -27,6 +27,8 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         ["mark"] = ["--mark"],
         ["limit"] = ["--limit", "--limit-burst"],
         ["comment"] = ["--comment"],
+        ["conntrack"] = ["--ctstate", "--ctdir"],
+        ["state"] = ["--state"],
         ["REJECT"] = ["--reject-with"],
         ["LOG"] = ["--log-prefix", "--log-level", "--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode"],
     };
@@ -43,10 +45,10 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     private static readonly HashSet<string> Negatable = new(StringComparer.Ordinal)
     {
         "-s", "-d", "-i", "-o", "-p", "-f", "--sport", "--dport", "--tcp-flags", "--syn", "--icmp-type", "--icmpv6-type", "--sports", "--dports",
-        "--ports", "--src-range", "--dst-range", "--length", "--dscp", "--dscp-class", "--ttl-eq", "--hl-eq", "--mark",
+        "--ports", "--src-range", "--dst-range", "--length", "--dscp", "--dscp-class", "--ttl-eq", "--hl-eq", "--mark", "--ctstate", "--state",
     };
 
-    private static readonly string SupportedModules = "tcp, udp, icmp, icmp6, multiport, iprange, length, dscp, ttl, hl, mark, limit and comment";
+    private static readonly string SupportedModules = "tcp, udp, icmp, icmp6, multiport, iprange, length, dscp, ttl, hl, mark, limit, comment, conntrack and state";
 
     private sealed class Module(string name, int at)
     {
@@ -71,6 +73,8 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     private RangeMatch? _icmpType, _icmpCode, _length, _dscp, _ttl, _hopLimit;
     private FragmentMatch? _fragment;
     private MarkMatch? _mark;
+    private CtStateMatch? _ctState;
+    private CtDirection? _ctDirection;
     private uint? _limitCount, _limitBurst;
     private RateUnit _limitUnit;
     private string? _comment;
@@ -156,8 +160,6 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     {
         switch (name)
         {
-            case "conntrack" or "state":
-                throw Error(at, "-m", $"-m {name}: connection tracking is not supported yet");
             case "icmp" when _v6:
                 throw Error(at, "-m", "-m icmp is IPv4's: ip6tables matches ICMPv6 with -p icmpv6 -m icmp6 --icmpv6-type");
             case "icmp6" when !_v6:
@@ -237,6 +239,9 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
                 return;
             case "mark":
                 ReadMark(given, at, negated);
+                return;
+            case "conntrack" or "state":
+                ReadConntrack(option, given, at, negated);
                 return;
             case "limit":
                 ReadLimit(option, given, at);
@@ -570,6 +575,28 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         _mark = new MarkMatch(value.Value, mask.Value, negated);
     }
 
+    /// <summary>-m conntrack --ctstate (or -m state --state) a comma list, negatable; --ctdir ORIGINAL or REPLY, not negatable.</summary>
+    private void ReadConntrack(string option, string given, int at, bool negated)
+    {
+        var text = Value(at, given);
+        try
+        {
+            if (option == "--ctdir")
+            {
+                if (negated) throw Error(at, given, "--ctdir cannot be negated: write the other direction");
+                Once("ct-direction", at, given);
+                _ctDirection = CtDirectionNames.Parse(text);
+                return;
+            }
+            Once("ct-state", at, given);
+            _ctState = new CtStateMatch(CtStateNames.Parse(text), negated);
+        }
+        catch (RulesetValidationException e)
+        {
+            throw Error(at + 1, given, e.Message);
+        }
+    }
+
     private void ReadLimit(string option, string given, int at)
     {
         Once(option == "--limit" ? "limit" : "burst", at, given);
@@ -683,6 +710,8 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
             Ttl = _ttl,
             HopLimit = _hopLimit,
             Mark = _mark,
+            CtState = _ctState,
+            CtDirection = _ctDirection,
             Limit = limit,
         };
         try
