@@ -7,6 +7,8 @@
 Set-StrictMode -Version Latest
 
 function Invoke-BpfIptablesLine([string] $Family, [object[]] $Words) {
+    # A command a module function calls does not see the session's defaults unless they are brought into its scope.
+    $PSDefaultParameterValues = $global:PSDefaultParameterValues
     $parameters = @{ Family = $Family }
     $index = 0
     while ($index -lt $Words.Count) {
@@ -29,10 +31,38 @@ function Invoke-BpfIptablesLine([string] $Family, [object[]] $Words) {
 }
 
 function Invoke-BpfIptablesCommandLine {
+    <#
+    .SYNOPSIS
+    Runs an iptables command as typed (alias bpf-iptables) against a Bpfilter deployment.
+    .DESCRIPTION
+    Takes iptables' arguments exactly as typed, with no '--', and runs them with Invoke-BpfIptables: -d and -v stay
+    iptables' options. Leading -Name, -NetworkNamespace and -ChainPlacement (each with its value), -WhatIf and
+    -Confirm go to Invoke-BpfIptables, as do its defaults in $PSDefaultParameterValues. Commands separated by ';'
+    (quoted) are one change. See Get-Help Invoke-BpfIptables -Full.
+    .EXAMPLE
+    bpf-iptables -t filter -A INPUT -i eth1 -d 10.0.0.4/32 -j DROP; bpf-iptables -L -v
+
+    Drops what comes in on eth1 for 10.0.0.4, in the deployment named iptables, and lists it with its counters.
+    .LINK
+    Invoke-BpfIptables
+    #>
     Invoke-BpfIptablesLine Ipv4 $args
 }
 
 function Invoke-BpfIp6tablesCommandLine {
+    <#
+    .SYNOPSIS
+    Runs an ip6tables command as typed (alias bpf-ip6tables) against a Bpfilter deployment.
+    .DESCRIPTION
+    As bpf-iptables, for IPv6: the rules and policies the command changes and lists are ip6tables'. They share the
+    deployment (and its user chains) with iptables'. See Get-Help Invoke-BpfIptables -Full.
+    .EXAMPLE
+    bpf-ip6tables -A INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT; bpf-ip6tables -S
+
+    Accepts SSH from 2001:db8::/32 and prints the ip6tables rules.
+    .LINK
+    Invoke-BpfIptables
+    #>
     Invoke-BpfIptablesLine Ipv6 $args
 }
 
