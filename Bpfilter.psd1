@@ -10,7 +10,7 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('Bpfilter.Format.ps1xml')
     # The loader comes first: it must be in place before PowerShell reads Bpfilter.dll's cmdlets.
-    NestedModules        = @('Bpfilter.Loader.dll', 'Bpfilter.Testing.psm1')
+    NestedModules        = @('Bpfilter.Loader.dll', 'Bpfilter.Testing.psm1', 'Bpfilter.Iptables.psm1')
     CmdletsToExport      = @(
         'Import-BpfRuleset'
         'Export-BpfRuleset'
@@ -33,9 +33,10 @@
         'Add-BpfSetMember'
         'Remove-BpfSetMember'
         'Get-BpfLog'
+        'Invoke-BpfIptables'
     )
-    FunctionsToExport    = @()
-    AliasesToExport      = @()
+    FunctionsToExport    = @('Invoke-BpfIptablesCommandLine', 'Invoke-BpfIp6tablesCommandLine')
+    AliasesToExport      = @('bpf-iptables', 'bpf-ip6tables')
     VariablesToExport    = @()
     PrivateData          = @{
         PSData = @{

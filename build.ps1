@@ -74,7 +74,7 @@ function Invoke-Build {
     Copy-Item (Join-Path $bin 'Bpfilter.dll'), (Join-Path $bin 'Bpfilter.Format.ps1xml') $ModuleDir
     Copy-Item (Join-Path $PSScriptRoot "src/Bpfilter.Loader/bin/$Configuration/net8.0/Bpfilter.Loader.dll") $ModuleDir
     Get-ChildItem $bin -Filter *.dll | Where-Object Name -NE 'Bpfilter.dll' | Copy-Item -Destination $dependencies
-    Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1 $ModuleDir
+    Copy-Item Bpfilter.psd1, Bpfilter.Testing.psm1, Bpfilter.Iptables.psm1 $ModuleDir
     Copy-Item en-US $ModuleDir -Recurse
     # The JSON schema of the YAML format, for editors (about_Bpfilter_Rulesets, EDITORS).
     Copy-Item src/Bpfilter/Schema $ModuleDir -Recurse

@@ -10,6 +10,7 @@ public enum FailureCategory
     PermissionDenied,
     ResourceUnavailable,
     ResourceBusy,
+    ResourceExists,
     InvalidOperation,
     DeviceError,
     NotImplemented,

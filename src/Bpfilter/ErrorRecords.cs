@@ -26,6 +26,7 @@ internal static class ErrorRecords
         FailureCategory.PermissionDenied => ErrorCategory.PermissionDenied,
         FailureCategory.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
         FailureCategory.ResourceBusy => ErrorCategory.ResourceBusy,
+        FailureCategory.ResourceExists => ErrorCategory.ResourceExists,
         FailureCategory.InvalidOperation => ErrorCategory.InvalidOperation,
         FailureCategory.DeviceError => ErrorCategory.DeviceError,
         FailureCategory.NotImplemented => ErrorCategory.NotImplemented,

@@ -170,7 +170,9 @@ public sealed class IptablesRuleSpecTests
         Assert.Equal(PortMatch.Single(8), M("-p tcp --dport 010").DestinationPort);
         Fails("--dport 22 -p tcp", 0, "needs -p tcp or -p udp before it");
         Fails("! -p tcp --dport 22", 3, "not a negated protocol");
-        Fails("-p tcp --dport ssh", 3, "service names");
+        Fails("-p tcp --dport nosuchservice", 3, "or a service name /etc/services gives TCP");
+        if (IptablesNameLookup.System.TryParseService("domain", 17, out var domain))
+            Assert.Equal(PortMatch.Single(domain), M("-p udp --dport domain").DestinationPort);
         Fails("-p tcp --dport 90:80", 3, "ends before it starts");
         Fails("-p tcp --dport 70000", 3, "0 to 65535");
         Fails("-p tcp --dport 1 --dport 2", 4, "given twice");
@@ -356,9 +358,9 @@ public sealed class IptablesRuleSpecTests
         string[] insert = ["-I", "INPUT", "1", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"];
         var rule = IptablesRuleSpec.ParseRule(insert, 3, IpFamily.Ipv4);
         Assert.Equal(new Rule(null, new Match { Family = IpFamily.Ipv4, Protocol = new(IpProtocol.Tcp), DestinationPort = PortMatch.Single(22) }, Verdict.Accept), rule);
-        var e = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.ParseRule(["-D", "INPUT", "-p", "tcp", "--dport", "ssh"], 2, IpFamily.Ipv4));
+        var e = Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.ParseRule(["-D", "INPUT", "-p", "tcp", "--dport", "nosuchservice"], 2, IpFamily.Ipv4));
         Assert.Equal((5, "--dport"), (e.ArgumentIndex, e.Option));
-        Assert.Equal("argument 6 (--dport): 'ssh' is not a port number or range from 0 to 65535 (bpfilter does not look up service names)", e.Message);
+        Assert.Equal("argument 6 (--dport): 'nosuchservice' is not a port number or range from 0 to 65535, or a service name /etc/services gives TCP", e.Message);
         Assert.Equal(1, Assert.Throws<IptablesRuleSpecException>(() => IptablesRuleSpec.Parse(["-A", "bad chain"], IpFamily.Ipv4)).ArgumentIndex);
     }
 

@@ -240,7 +240,7 @@ public sealed class IptablesSaveTests
     [InlineData("*mangle\n:PREROUTING DROP [0:0]\nCOMMIT\n" + Minimal + "COMMIT\n", 2, 13, "policy DROP")]
     [InlineData("*raw\n:X - [0:0]\nCOMMIT\n" + Minimal + "COMMIT\n", 2, 2, "the *raw table declares the chain X")]
     [InlineData(Minimal + "-A INPUT -p tcp --dport 22 -m state --state SNAT -j ACCEPT\nCOMMIT\n", 5, 45, "NAT")]
-    [InlineData(Minimal + "-A INPUT -p tcp --dport ssh -j ACCEPT\nCOMMIT\n", 5, 25, "service names")]
+    [InlineData(Minimal + "-A INPUT -p tcp --dport nosuchservice -j ACCEPT\nCOMMIT\n", 5, 25, "or a service name /etc/services gives TCP")]
     [InlineData(Minimal + "-A INPUT -j NOWHERE\nCOMMIT\n", 5, 13, "there is no chain NOWHERE")]
     [InlineData(Minimal + "-A INPUT -j FORWARD\nCOMMIT\n", 5, 13, "FORWARD is a built-in chain")]
     [InlineData(Minimal + "-A INPUT -m comment --comment \"open\nCOMMIT\n", 5, 31, "not closed")]

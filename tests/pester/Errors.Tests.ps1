@@ -153,6 +153,12 @@ chains:
         Assert-BpfError { Test-BpfPacket -Ruleset $two -Hook nope -ErrorAction Stop } 'HookUnknown' 'InvalidArgument'
     }
 
+    It 'IptablesCommandInvalid and IptablesRuleInvalid, from Invoke-BpfIptables before it reads anything' {
+        Assert-BpfError { Invoke-BpfIptables -Name bpft-none -ErrorAction Stop -- -t nat -L } 'IptablesCommandInvalid' 'InvalidArgument'
+        Assert-BpfError { Invoke-BpfIptables -Name bpft-none -ErrorAction Stop -- -A INPUT -p tcp --foo 1 } 'IptablesRuleInvalid' 'InvalidArgument'
+        Assert-BpfError { 'iptables -A INPUT -s $ADMIN -j ACCEPT' | Invoke-BpfIptables -Name bpft-none -ErrorAction Stop } 'IptablesCommandInvalid' 'InvalidArgument'
+    }
+
     It 'PacketInvalid' {
         Assert-BpfError { Test-BpfPacket -Ruleset $two -Chain IN -Protocol udp -TcpFlags syn -ErrorAction Stop } 'PacketInvalid' 'InvalidArgument'
         Assert-BpfError { Test-BpfPacket -Ruleset $two -Chain IN -Source 10.0.0.1 -Destination ::1 -ErrorAction Stop } 'PacketInvalid' 'InvalidArgument'
@@ -168,7 +174,7 @@ Describe 'Errors of the cmdlets that use the kernel' -Skip:(-not $isRoot) {
     }
 
     AfterAll {
-        foreach ($n in $name, "$name-x") { if (Test-Path "/sys/fs/bpf/bpfilter/$n") { Unpublish-BpfProgram -Name $n -ErrorAction Continue } }
+        foreach ($n in $name, "$name-x", "$name-i") { if (Test-Path "/sys/fs/bpf/bpfilter/$n") { Unpublish-BpfProgram -Name $n -ErrorAction Continue } }
         if ($sandbox) { Remove-TestSandbox $sandbox }
     }
 
@@ -183,6 +189,17 @@ Describe 'Errors of the cmdlets that use the kernel' -Skip:(-not $isRoot) {
         Assert-BpfError { $rule | Publish-BpfProgram -Name $name -Interface $sandbox.RxIf -NetworkNamespace bpft-none -ErrorAction Stop } 'NamespaceNotFound' 'ObjectNotFound'
         Assert-BpfError { $rule | Publish-BpfProgram -Name $name -Hook cgroup-ingress -Cgroup bpft-none -ErrorAction Stop } 'CgroupNotFound' 'ObjectNotFound'
         "/sys/fs/bpf/bpfilter/$name" | Should -Not -Exist
+    }
+
+    It 'ChainNotFound, ChainExists, ChainInUse, RuleNotFound and RulePositionOutOfRange from iptables commands, leaving nothing' {
+        $iptables = @{ Name = "$name-i"; NetworkNamespace = $sandbox.Rx; ErrorAction = 'Stop' }
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -A NOPE -j DROP } 'ChainNotFound' 'ObjectNotFound'
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -N A ';' -N A } 'ChainExists' 'ResourceExists'
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -N A ';' -A A -j ACCEPT ';' -X A } 'ChainInUse' 'InvalidOperation'
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -D INPUT -j DROP } 'RuleNotFound' 'ObjectNotFound'
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -A INPUT -j DROP ';' -D INPUT 2 } 'RulePositionOutOfRange' 'InvalidArgument'
+        Assert-BpfError { Invoke-BpfIptables @iptables -- -A INPUT -p tcp -j REJECT } 'RejectNotAtHook' 'InvalidData'
+        "/sys/fs/bpf/bpfilter/$name-i" | Should -Not -Exist
     }
 
     It 'OffloadUnsupported, on a veth, leaving nothing' {

@@ -52,6 +52,8 @@ $probes = [ordered]@{
     'Show-BpfProgram -Name'          = { Show-BpfProgram -Name $Name }
     'Get-BpfSet'                     = { Get-BpfSet -Name $Name }
     'Get-BpfLog'                     = { Get-BpfLog -Name $Name }
+    'Invoke-BpfIptables -L'          = { Invoke-BpfIptables -Name $Name -- -L -n }
+    'Invoke-BpfIptables -A'          = { Invoke-BpfIptables -Name $Name -NetworkNamespace $Namespace -Confirm:$false -- -A INPUT -p udp -j DROP }
 }
 foreach ($probe in $probes.GetEnumerator()) {
     # Non-terminating errors come through 2>&1, a terminating one through catch.
@@ -151,6 +153,7 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
             'Get-BpfCounter' = 'CAP_BPF'; 'Get-BpfProgram' = 'CAP_BPF'; 'Get-BpfChain' = 'CAP_BPF'; 'Compare-BpfRuleset' = 'CAP_BPF'
             'Test-BpfPacket -Kernel' = 'CAP_BPF, CAP_NET_ADMIN'; 'Show-BpfProgram -Name' = 'CAP_BPF, CAP_SYS_ADMIN'
             'Get-BpfSet' = 'CAP_BPF'; 'Get-BpfLog' = 'CAP_BPF'
+            'Invoke-BpfIptables -L' = 'CAP_BPF'; 'Invoke-BpfIptables -A' = $all
         }
         $results['Publish-BpfProgram'].Message | Should -Match 'runs as root, but with a reduced capability set'
         Assert-Unchanged
@@ -159,6 +162,7 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
     It 'as root without CAP_NET_ADMIN, only what changes links or runs packets fails, and it names CAP_NET_ADMIN alone' {
         Assert-Probes (Receive-Probes $children.netAdmin) @{
             'Publish-BpfProgram' = 'CAP_NET_ADMIN'; 'Unpublish-BpfProgram' = 'CAP_NET_ADMIN'; 'Test-BpfPacket -Kernel' = 'CAP_NET_ADMIN'
+            'Invoke-BpfIptables -A' = 'CAP_NET_ADMIN'
         }
         Assert-Unchanged
     }
@@ -166,13 +170,14 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
     It 'as root without CAP_SYS_ADMIN, publishing and reading programs by id fail, naming CAP_SYS_ADMIN alone' {
         Assert-Probes (Receive-Probes $children.sysAdmin) @{
             'Publish-BpfProgram' = 'CAP_SYS_ADMIN'; 'Unpublish-BpfProgram' = 'CAP_SYS_ADMIN'; 'Show-BpfProgram -Name' = 'CAP_SYS_ADMIN'
+            'Invoke-BpfIptables -A' = 'CAP_SYS_ADMIN'
         }
         Assert-Unchanged
     }
 
     It 'as root without CAP_PERFMON, publishing and unpublishing fail, naming CAP_PERFMON alone' {
         Assert-Probes (Receive-Probes $children.perfmon) @{
-            'Publish-BpfProgram' = 'CAP_PERFMON'; 'Unpublish-BpfProgram' = 'CAP_PERFMON'
+            'Publish-BpfProgram' = 'CAP_PERFMON'; 'Unpublish-BpfProgram' = 'CAP_PERFMON'; 'Invoke-BpfIptables -A' = 'CAP_PERFMON'
         }
         Assert-Unchanged
     }
@@ -186,6 +191,7 @@ Describe 'Without privileges' -Skip:(-not $hasSetpriv) {
             'Get-BpfChain' = 'root (user id 0), CAP_BPF'; 'Compare-BpfRuleset' = 'root (user id 0), CAP_BPF'
             'Test-BpfPacket -Kernel' = 'CAP_BPF, CAP_NET_ADMIN'; 'Show-BpfProgram -Name' = 'root (user id 0), CAP_BPF, CAP_SYS_ADMIN'
             'Get-BpfSet' = 'root (user id 0), CAP_BPF'; 'Get-BpfLog' = 'root (user id 0), CAP_BPF'
+            'Invoke-BpfIptables -L' = 'root (user id 0), CAP_BPF'; 'Invoke-BpfIptables -A' = $all
         }
         $results['Get-BpfCounter'].Message | Should -Match 'run PowerShell as root \(sudo pwsh\)'
         Assert-Unchanged

@@ -119,6 +119,32 @@ public static class Deployments
     }
 
     /// <summary>
+    /// Sets counter slots of deployed chains (by chain name) to zero in place, so the programs count on from zero with
+    /// no reload, and their carried bases in the manifest too. The caller holds the deployment's lock and read
+    /// <paramref name="manifest"/> under it.
+    /// </summary>
+    internal static void ZeroCounters(string name, Manifest manifest, IReadOnlyDictionary<string, HashSet<int>> slots)
+    {
+        var chains = manifest.Chains.Select(chain =>
+        {
+            if (!slots.TryGetValue(chain.Name, out var zero) || zero.Count == 0) return chain;
+            using var map = BpfMap.OpenPinned(DeploymentPaths.Pin(name, chain.CountersPin))
+                ?? throw new BpfilterException("DeploymentIncomplete", FailureCategory.InvalidData,
+                    $"deployment '{name}' lists counters {chain.CountersPin}, but nothing is pinned there");
+            // A per-CPU array takes every CPU's value at once, each at a stride of the value size rounded up to 8.
+            var value = new byte[map.Type == MapType.PerCpuArray ? ((CounterLayout.ValueSize + 7) & ~7) * PossibleCpus.Count : CounterLayout.ValueSize];
+            Span<byte> key = stackalloc byte[4];
+            foreach (var slot in zero)
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(key, (uint)slot);
+                map.Update(key, value);
+            }
+            return chain with { Bases = chain.Bases.Select((b, i) => zero.Contains(i) ? CounterBase.Zero : b).ToList() };
+        }).ToList();
+        Publisher.WriteManifest(name, manifest with { Chains = chains }, DeploymentPaths.ManifestPin);
+    }
+
+    /// <summary>
     /// Throws PrivilegeMissing naming everything unpublishing needs (root, and what publishing needs) that this
     /// process lacks: for callers that would otherwise first fail at reading the names, which needs less.
     /// </summary>

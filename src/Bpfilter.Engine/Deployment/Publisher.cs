@@ -10,11 +10,37 @@ namespace Bpfilter.Engine.Deployment;
 
 /// <summary>Options of one publish.</summary>
 /// <param name="NetworkNamespace">A name under /run/netns or an absolute path, for chains that name none; null for this process's namespace.</param>
-public sealed record PublishOptions(string? NetworkNamespace = null)
+/// <param name="Carry">Where each counter of the new generation starts; null: each rule carries what the same rule (by name, or content) counted in the same chain.</param>
+public sealed record PublishOptions(string? NetworkNamespace = null, CounterCarry? Carry = null)
 {
     /// <summary>Let the optimizer classify long runs of rules (<see cref="CompileOptions.Optimize"/>); false compiles them one by one.</summary>
     public bool Optimize { get; init; } = true;
 }
+
+/// <summary>A rule of a ruleset by place: its chain (hooked or user chain) and its 0-based index there.</summary>
+public readonly record struct RuleSlot(string Chain, int Index);
+
+/// <summary>Where one counter of a new generation starts.</summary>
+public abstract record CounterStart
+{
+    /// <summary>Goes on from what a rule of the deployed generation counted (a user chain's rule: summed over the chains that reach it).</summary>
+    public sealed record FromRule(RuleSlot Rule) : CounterStart;
+
+    /// <summary>Goes on from what the policy of a hooked chain of the deployed generation counted.</summary>
+    public sealed record FromPolicy(string Chain) : CounterStart;
+
+    /// <summary>Starts at these counts.</summary>
+    public sealed record At(ulong Packets, ulong Bytes) : CounterStart;
+}
+
+/// <summary>
+/// Where the counters of a new generation start, for callers that know which deployed rule each new rule goes on
+/// from (iptables commands: a rule that -I moved keeps its counts, one that -R replaced starts at zero, though its
+/// name and content may be those of the old one). Rules and policies not listed start at zero; the not-IP and
+/// malformed counters carry over by chain name. A user chain's rule is counted in each hooked chain that reaches it:
+/// its start goes to the first of them, so the sum is what was asked.
+/// </summary>
+public sealed record CounterCarry(IReadOnlyDictionary<RuleSlot, CounterStart> Rules, IReadOnlyDictionary<string, CounterStart> Policies);
 
 /// <summary>
 /// Compiles, loads, attaches and pins a ruleset under its name. Everything that can fail before the kernel
@@ -42,11 +68,25 @@ public static class Publisher
             clock.Restart();
         }
 
-        using var lockFile = FileLock.Acquire(DeploymentPaths.Lock(name), LockTimeout);
+        using var lockFile = Lock(name);
+        return PublishHeld(ruleset, options, progress, Step);
+    }
+
+    /// <summary>The deployment's lock, which every publisher of the name holds while it reads and changes the deployment.</summary>
+    internal static FileLock Lock(string name) => FileLock.Acquire(DeploymentPaths.Lock(name), LockTimeout);
+
+    /// <summary>
+    /// Publishes for a caller that holds <see cref="Lock"/> and has checked the privileges and bpffs: so it can read
+    /// the deployment, decide the new ruleset from it, and publish it with no other publisher in between.
+    /// </summary>
+    internal static DeploymentInfo PublishHeld(Ruleset ruleset, PublishOptions options, Action<string> progress, Action<string>? step = null)
+    {
+        var name = ruleset.Name;
+        if (options.NetworkNamespace is { } ns) Names.CheckNamespace(ns);
         DeploymentPaths.EnsureDirectories(name);
         try
         {
-            return PublishLocked(ruleset, options, progress, Step);
+            return PublishLocked(ruleset, options, progress, step ?? progress);
         }
         catch when (ManifestStore.Read(name) is null && !Directory.EnumerateFileSystemEntries(DeploymentPaths.Directory(name)).Any())
         {
@@ -128,7 +168,7 @@ public static class Publisher
                 Sweep(name, previous);
                 throw;
             }
-            Commit(name, staged, previous, next, progress);
+            Commit(name, staged, previous, next, options.Carry, progress);
             Step("attached");
             return Deployments.Describe(ManifestStore.Read(name)!);
         }
@@ -141,7 +181,7 @@ public static class Publisher
         }
     }
 
-    private static void Commit(string name, List<StagedChain> staged, Manifest? previous, Manifest next, Action<string> progress)
+    private static void Commit(string name, List<StagedChain> staged, Manifest? previous, Manifest next, CounterCarry? carry, Action<string> progress)
     {
         var undo = new Stack<Action>();
         try
@@ -198,7 +238,12 @@ public static class Publisher
             throw;
         }
 
-        var final = next with { Chains = next.Chains.Select(c => c with { Bases = CarriedBases(name, c, previous) }).ToList() };
+        var final = next with
+        {
+            Chains = carry is null
+                ? next.Chains.Select(c => c with { Bases = CarriedBases(name, c, previous) }).ToList()
+                : ChosenBases(name, next.Chains, previous, carry),
+        };
         WriteManifest(name, final, DeploymentPaths.ManifestPin);
         File.Delete(DeploymentPaths.Pin(name, DeploymentPaths.NextManifestPin));
         Sweep(name, final);
@@ -238,9 +283,10 @@ public static class Publisher
         void Carry(IReadOnlyList<ManifestRule> rules, Func<int, int> slotOf, IReadOnlyList<ManifestRule>? oldRules, Func<int, int> oldSlotOf)
         {
             if (oldRules is null) return;
-            var byKey = oldRules.Select((r, i) => (r.Key, i)).GroupBy(x => x.Key).ToDictionary(g => g.Key, g => g.First().i);
+            // Rules with the same key (identical unnamed rules) carry in order: the second copy goes on from the old second copy.
+            var byKey = oldRules.Select((r, i) => (r.Key, i)).GroupBy(x => x.Key).ToDictionary(g => g.Key, g => new Queue<int>(g.Select(x => x.i)));
             for (int i = 0; i < rules.Count; i++)
-                if (byKey.TryGetValue(rules[i].Key, out var j)) bases[slotOf(i)] = totals[oldSlotOf(j)];
+                if (byKey.TryGetValue(rules[i].Key, out var same) && same.TryDequeue(out var j)) bases[slotOf(i)] = totals[oldSlotOf(j)];
         }
         Carry(chain.Rules, i => i, old.Rules, j => j);
         foreach (var user in chain.UserChains ?? [])
@@ -252,6 +298,49 @@ public static class Publisher
         bases[layout.NotIpSlot] = totals[oldLayout.NotIpSlot];
         bases[layout.MalformedSlot] = totals[oldLayout.MalformedSlot];
         return bases;
+    }
+
+    /// <summary>The bases <paramref name="carry"/> asks for, from what the previous generation counted until now.</summary>
+    private static List<ManifestChain> ChosenBases(string name, IReadOnlyList<ManifestChain> chains, Manifest? previous, CounterCarry carry)
+    {
+        var ruleTotals = new Dictionary<RuleSlot, CounterBase>();
+        var policyTotals = new Dictionary<string, CounterBase>(StringComparer.Ordinal);
+        var otherTotals = new Dictionary<string, (CounterBase NotIp, CounterBase Malformed)>(StringComparer.Ordinal);
+        void Add(RuleSlot slot, CounterBase counts) =>
+            ruleTotals[slot] = ruleTotals.TryGetValue(slot, out var sum) ? new CounterBase(sum.Packets + counts.Packets, sum.Bytes + counts.Bytes) : counts;
+        foreach (var old in previous?.Chains ?? [])
+        {
+            var totals = Deployments.Totals(name, old);
+            var layout = old.Layout;
+            for (int i = 0; i < old.Rules.Count; i++) Add(new RuleSlot(old.Name, i), totals[i]);
+            foreach (var user in old.UserChains ?? [])
+                for (int i = 0; i < user.Rules.Count; i++) Add(new RuleSlot(user.Name, i), totals[layout.UserChainSlot(user.Name, i)]);
+            policyTotals[old.Name] = totals[layout.PolicySlot];
+            otherTotals[old.Name] = (totals[layout.NotIpSlot], totals[layout.MalformedSlot]);
+        }
+        CounterBase Start(CounterStart? start) => start switch
+        {
+            CounterStart.FromRule r => ruleTotals.GetValueOrDefault(r.Rule, CounterBase.Zero),
+            CounterStart.FromPolicy p => policyTotals.GetValueOrDefault(p.Chain, CounterBase.Zero),
+            CounterStart.At at => new CounterBase(at.Packets, at.Bytes),
+            _ => CounterBase.Zero,
+        };
+        var started = new HashSet<string>(StringComparer.Ordinal); // user chains whose start one hooked chain holds already
+        return chains.Select(chain =>
+        {
+            var layout = chain.Layout;
+            var bases = Enumerable.Repeat(CounterBase.Zero, layout.SlotCount).ToArray();
+            for (int i = 0; i < chain.Rules.Count; i++) bases[i] = Start(carry.Rules.GetValueOrDefault(new RuleSlot(chain.Name, i)));
+            foreach (var user in chain.UserChains ?? [])
+            {
+                if (!started.Add(user.Name)) continue;
+                for (int i = 0; i < user.Rules.Count; i++)
+                    bases[layout.UserChainSlot(user.Name, i)] = Start(carry.Rules.GetValueOrDefault(new RuleSlot(user.Name, i)));
+            }
+            bases[layout.PolicySlot] = Start(carry.Policies.GetValueOrDefault(chain.Name));
+            if (otherTotals.TryGetValue(chain.Name, out var other)) (bases[layout.NotIpSlot], bases[layout.MalformedSlot]) = other;
+            return chain with { Bases = bases };
+        }).ToList();
     }
 
     /// <summary>One chain on its way into the kernel; owns its fds until the publish ends.</summary>

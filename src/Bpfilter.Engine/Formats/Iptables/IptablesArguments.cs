@@ -57,9 +57,11 @@ public static class IptablesArguments
     /// The argument bare when it needs no quotes, else in double quotes with ", \ and ' escaped by a backslash, as
     /// iptables-save writes comments and log prefixes.
     /// </summary>
-    public static string Quote(string argument)
+    public static string Quote(string argument) => argument.Length > 0 && argument.All(IsBare) ? argument : Quoted(argument);
+
+    /// <summary>The argument in double quotes with ", \ and ' escaped by a backslash, needed or not.</summary>
+    public static string Quoted(string argument)
     {
-        if (argument.Length > 0 && argument.All(IsBare)) return argument;
         var quoted = new StringBuilder(argument.Length + 2).Append('"');
         foreach (var c in argument)
         {

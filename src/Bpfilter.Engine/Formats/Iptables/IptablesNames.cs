@@ -89,6 +89,20 @@ internal static class IptablesNames
         ["redirect"] = new(137, null),
     };
 
+    /// <summary>Aliases iptables reads but never prints: each (type, code) prints by its other name.</summary>
+    private static readonly HashSet<string> IcmpAliases = new(StringComparer.Ordinal)
+    {
+        "pong", "ping", "ttl-exceeded", "neighbor-solicitation", "neighbor-advertisement",
+    };
+
+    private static readonly Dictionary<IcmpName, string> IcmpPrinted = Icmp.Where(n => !IcmpAliases.Contains(n.Key)).ToDictionary(n => n.Value, n => n.Key);
+
+    private static readonly Dictionary<IcmpName, string> Icmpv6Printed = Icmpv6.Where(n => !IcmpAliases.Contains(n.Key)).ToDictionary(n => n.Value, n => n.Key);
+
+    /// <summary>The name iptables -L prints for an ICMP type (and code); null when it prints the numbers.</summary>
+    public static string? FormatIcmp(byte type, byte? code, IpFamily family) =>
+        (family == IpFamily.Ipv4 ? IcmpPrinted : Icmpv6Printed).GetValueOrDefault(new IcmpName(type, code));
+
     /// <summary>"8", "3/4" or a name of <paramref name="family"/>'s table; false when it is none of them.</summary>
     public static bool TryParseIcmp(string text, IpFamily family, out IcmpName icmp)
     {

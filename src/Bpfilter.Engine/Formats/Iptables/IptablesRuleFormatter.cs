@@ -15,7 +15,13 @@ internal static class IptablesRuleFormatter
 
     public static BpfilterException Inexpressible(string reason) => new("IptablesInexpressible", FailureCategory.InvalidData, reason);
 
-    public static IReadOnlyList<string> Format(Rule rule, IpFamily family)
+    /// <summary>
+    /// The rule's arguments; with <paramref name="listed"/>, as iptables -S and iptables-save print them: protocols
+    /// by the names of <paramref name="listed"/>, --syn as the flags it stands for, limits in the unit iptables
+    /// prints them in (60/minute as 1/sec). Without it, as written here since (what iptables-restore reads back
+    /// into the same rule).
+    /// </summary>
+    public static IReadOnlyList<string> Format(Rule rule, IpFamily family, IptablesNameLookup? listed = null)
     {
         var m = rule.Match;
         bool v6 = family == IpFamily.Ipv6;
@@ -33,7 +39,7 @@ internal static class IptablesRuleFormatter
         if (m.Protocol is { } protocol)
         {
             if (protocol.Protocol.Number == 0) throw Inexpressible($"{tool} reads -p 0 as every protocol, so it cannot match protocol number 0");
-            Add(args, protocol.Negated, "-p", IptablesNames.FormatProtocol(protocol.Protocol));
+            Add(args, protocol.Negated, "-p", listed?.Protocol(protocol.Protocol.Number) ?? IptablesNames.FormatProtocol(protocol.Protocol));
         }
         if (m.Fragment is { } fragment)
         {
@@ -41,7 +47,7 @@ internal static class IptablesRuleFormatter
             if (fragment.Kind == FragmentKind.First) throw Inexpressible("iptables cannot match first fragments: its -f matches the fragments after the first");
             Add(args, fragment.Negated, "-f");
         }
-        Transport(args, m);
+        Transport(args, m, listed is not null);
         Icmp(args, m, v6);
         Multiport(args, m.SourcePort, "--sports");
         Multiport(args, m.DestinationPort, "--dports");
@@ -70,7 +76,7 @@ internal static class IptablesRuleFormatter
         {
             if (limit.Count > 10_000UL * (ulong)limit.Unit) throw Inexpressible($"the limit {limit} is faster than iptables' 10000/second");
             if (limit.Burst > 10_000) throw Inexpressible($"the burst {limit.Burst} is more than iptables' 10000");
-            args.AddRange(["-m", "limit", "--limit", $"{limit.Count}/{IptablesNames.FormatRateUnit(limit.Unit)}"]);
+            args.AddRange(["-m", "limit", "--limit", listed is null ? $"{limit.Count}/{IptablesNames.FormatRateUnit(limit.Unit)}" : ListedRate(limit)]);
             if (limit.Burst != LimitMatch.DefaultBurst) args.AddRange(["--limit-burst", limit.Burst.ToString(CultureInfo.InvariantCulture)]);
         }
         if (rule.Name is { } name)
@@ -117,7 +123,26 @@ internal static class IptablesRuleFormatter
         Add(args, match.Negated, option, match.Name);
     }
 
-    private static void Transport(List<string> args, Match m)
+    /// <summary>
+    /// The rate as iptables prints it. iptables keeps the time between packets, in ten-thousandths of a second
+    /// rounded down, and prints it per the longest unit (day, hour, minute, second) down to which the unit still
+    /// holds whole packets with less left over than their number.
+    /// </summary>
+    internal static string ListedRate(LimitMatch limit)
+    {
+        const ulong scale = 10_000;
+        ulong interval = scale * (ulong)limit.Unit / limit.Count;
+        var (unit, name) = (RateUnit.Day, "day");
+        foreach (var (next, nextName) in new[] { (RateUnit.Hour, "hour"), (RateUnit.Minute, "min"), (RateUnit.Second, "sec") })
+        {
+            ulong span = scale * (ulong)next;
+            if (interval > span || span / interval < span % interval) break;
+            (unit, name) = (next, nextName);
+        }
+        return $"{scale * (ulong)unit / interval}/{name}";
+    }
+
+    private static void Transport(List<string> args, Match m, bool listed)
     {
         var single = new List<string>();
         foreach (var (port, option) in new[] { (m.SourcePort, "--sport"), (m.DestinationPort, "--dport") })
@@ -130,7 +155,7 @@ internal static class IptablesRuleFormatter
         {
             if (((flags.Mask | flags.Set) & ~IptablesNames.AllFlags) != 0)
                 throw Inexpressible($"iptables matches the flags FIN, SYN, RST, PSH, ACK and URG only, not {TcpFlagNames.Format((flags.Mask | flags.Set) & ~IptablesNames.AllFlags)}");
-            single.AddRange(flags.Mask == TcpFlagsMatch.Syn.Mask && flags.Set == TcpFlagsMatch.Syn.Set
+            single.AddRange(!listed && flags.Mask == TcpFlagsMatch.Syn.Mask && flags.Set == TcpFlagsMatch.Syn.Set
                 ? [.. Negation(flags.Negated), "--syn"]
                 : [.. Negation(flags.Negated), "--tcp-flags", IptablesNames.FormatTcpFlags(flags.Mask), IptablesNames.FormatTcpFlags(flags.Set)]);
         }

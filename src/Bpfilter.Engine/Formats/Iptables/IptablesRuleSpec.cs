@@ -91,6 +91,17 @@ public static class IptablesRuleSpec
         return IptablesRuleFormatter.Format(rule, family);
     }
 
+    /// <summary>
+    /// The rule specification as iptables -S prints it (protocols by the names of <paramref name="names"/>, --syn as
+    /// its flags, limits in iptables' unit), or IptablesInexpressible as <see cref="FormatRule"/>.
+    /// </summary>
+    public static IReadOnlyList<string> FormatListedRule(Rule rule, IpFamily family, IptablesNameLookup names)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        ArgumentNullException.ThrowIfNull(names);
+        return IptablesRuleFormatter.Format(rule, family, names);
+    }
+
     private static UInt128 End(IpPrefix prefix) => prefix.Address | AddressRanges.HostMask(prefix.Bits, prefix.Length);
 
     /// <summary>iptables' longest chain name (XT_EXTENSION_MAXNAMELEN less its NUL).</summary>

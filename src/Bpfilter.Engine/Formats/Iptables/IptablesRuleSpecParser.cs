@@ -63,6 +63,7 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
     private readonly List<Module> _modules = [];
     private readonly Dictionary<string, int> _setAt = new(StringComparer.Ordinal);
     private int _next;
+    private byte _portProtocol;
 
     private Addresses? _source, _destination;
     private InterfaceMatch? _in, _out;
@@ -216,12 +217,14 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         switch (module.Name)
         {
             case "tcp" or "udp":
+                _portProtocol = module.Name == "tcp" ? (byte)6 : (byte)17;
                 ReadTransportOption(option, given, at, negated);
                 return;
             case "icmp" or "icmp6":
                 ReadIcmp(given, at, negated);
                 return;
             case "multiport":
+                _portProtocol = _protocol is { Negated: false } p ? p.Protocol.Number : (byte)0;
                 ReadMultiport(module, option, given, at, negated);
                 return;
             case "iprange":
@@ -432,10 +435,11 @@ internal sealed class IptablesRuleSpecParser(IReadOnlyList<string> args, IpFamil
         return new PortRange(first, last);
     }
 
+    /// <summary>A port number, or a service name of /etc/services for the protocol (as iptables looks them up).</summary>
     private ushort ReadPort(string part, string text, int at, string given) =>
-        ParseNumber(part, ushort.MaxValue) is { } port
-            ? (ushort)port
-            : throw Error(at, given, $"'{text}' is not a port number or range from 0 to 65535 (bpfilter does not look up service names)");
+        ParseNumber(part, ushort.MaxValue) is { } port ? (ushort)port
+            : !char.IsAsciiDigit(part[0]) && IptablesNameLookup.System.TryParseService(part, _portProtocol, out var service) ? service
+            : throw Error(at, given, $"'{text}' is not a port number or range from 0 to 65535, or a service name /etc/services gives {(_portProtocol == 17 ? "UDP" : "TCP")}");
 
     private void ReadIcmp(string given, int at, bool negated)
     {
