@@ -80,7 +80,7 @@ public sealed class IptablesCommandTests
 
     [Theory]
     [InlineData("-A INPUT -p tcp --dport 22 --foo 1 -j ACCEPT", "argument 7 (--foo): --foo is not an option bpfilter reads")]
-    [InlineData("-A INPUT -m conntrack --ctstate NEW -j ACCEPT", "argument 4 (-m): -m conntrack: connection tracking is not supported yet")]
+    [InlineData("-A INPUT -m owner --uid-owner 0 -j ACCEPT", "argument 4 (-m): -m owner: the match module 'owner' is not supported")]
     [InlineData("-I INPUT 2 -p udp --dport 99999 -j DROP", "argument 7 (--dport): '99999' is not a port number")]
     [InlineData("-A OUTPUT -i eth0 -j DROP", "argument 3 (-i): OUTPUT sees packets this host sends")]
     [InlineData("-A INPUT -j MASQUERADE", "argument 4 (-j): -j MASQUERADE: the target MASQUERADE is not supported")]

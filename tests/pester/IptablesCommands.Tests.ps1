@@ -109,9 +109,9 @@ Describe 'iptables commands' -Skip:(-not $isRoot) {
         $program = (Get-BpfChain -Name $name)[0].ProgramId
         $rules = bpf-iptables @here -S
         # bpf-iptables passes every argument to iptables' reader, so its errors come through 2>&1.
-        $err = bpf-iptables @here -A INPUT -p tcp -m conntrack --ctstate NEW -j ACCEPT 2>&1
+        $err = bpf-iptables @here -A INPUT -p tcp -m owner --uid-owner 0 -j ACCEPT 2>&1
         $err.FullyQualifiedErrorId | Should -BeLike 'Bpfilter.IptablesRuleInvalid,*'
-        "$err" | Should -BeLike '*argument 6 (-m): -m conntrack*'
+        "$err" | Should -BeLike '*argument 6 (-m): -m owner*'
         $err = bpf-iptables @here -t nat -A POSTROUTING -j MASQUERADE 2>&1
         $err.FullyQualifiedErrorId | Should -BeLike 'Bpfilter.IptablesCommandInvalid,*'
         "$err" | Should -BeLike "*argument 2 (-t): the table 'nat'*"
