@@ -58,7 +58,6 @@ public static class ChainCompiler
         private readonly Dictionary<string, Dictionary<int, ClassifierSegment>> _segments = new(StringComparer.Ordinal);
         private int _tableCount;
         private Label _count = null!;
-        private Label _malformed = null!;
 
         /// <summary>The maps the optimizer filled for the classified runs.</summary>
         public List<LookupTable> Tables { get; } = new();
@@ -67,7 +66,7 @@ public static class ChainCompiler
         {
             var asm = _asm;
             var notIp = asm.NewLabel("not_ip");
-            var malformed = _malformed = asm.NewLabel("malformed");
+            var malformed = asm.NewLabel("malformed");
             var rules = asm.NewLabel("rules");
             var policy = asm.NewLabel("policy");
             _count = asm.NewLabel("count");
@@ -207,15 +206,7 @@ public static class ChainCompiler
             }
             if (m.Source is { } source) yield return Address(source, true);
             if (m.Destination is { } destination) yield return Address(destination, false);
-            if (m.NeedsTransport)
-            {
-                // A long jump: the malformed exit may be far beyond a conditional jump's reach.
-                var whole = _asm.NewLabel("transport_whole");
-                HeaderMatchers.TransportCutShort().Emit(_asm, jumpIfHolds: false, whole);
-                _asm.Jump(_malformed);
-                _asm.Mark(whole);
-                yield return HeaderMatchers.HasTransport();
-            }
+            if (m.NeedsTransport) yield return HeaderMatchers.HasTransport();
             if (m.SourcePort is { } sourcePort) yield return Ports(sourcePort, true);
             if (m.DestinationPort is { } destinationPort) yield return Ports(destinationPort, false);
             if (m.TcpFlags is { } flags) yield return HeaderMatchers.TcpFlags(flags);

@@ -183,7 +183,7 @@ internal static class HeaderParser
     /// <summary>
     /// Reads the ports and flags of TCP, the ports of UDP, the type and code of ICMP and ICMPv6, at Offset. A transport
     /// header cut short is marked so (HasTransport = <see cref="PacketRecord.TransportCutShort"/>): rules on the
-    /// protocol alone still see the packet, as iptables' do, and rules that need the header drop it.
+    /// protocol alone still see the packet, as iptables' do, and rules that need the header do not match it.
     /// </summary>
     private static void EmitTransport(Assembler asm, HookFlavour hook, Label done, Label malformed)
     {

@@ -9,9 +9,6 @@ internal static class HeaderMatchers
 
     public static Condition HasTransport() => new(new FieldEquals(PacketRecord.HasTransport, PacketRecord.TransportRead));
 
-    /// <summary>Holds when the transport header was cut short: a rule that needs it drops the packet (iptables' hot drop).</summary>
-    public static FieldTest TransportCutShort() => new FieldEquals(PacketRecord.HasTransport, PacketRecord.TransportCutShort);
-
     public static Condition Protocol(ProtocolMatch match) => new(new FieldEquals(PacketRecord.Protocol, match.Protocol.Number), match.Negated);
 
     public static Condition TcpFlags(TcpFlagsMatch match) =>
