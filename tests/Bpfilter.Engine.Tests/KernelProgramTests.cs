@@ -133,12 +133,15 @@ public sealed class KernelProgramTests
     }
 
     [Fact]
-    public void A_transport_header_cut_short_is_malformed()
+    public void A_transport_header_cut_short_meets_protocol_rules_but_no_port_rule()
     {
         using var p = new Loaded(Drop("dns", Matches.Simple(protocol: IpProtocol.Udp, destinationPort: 53)));
         var frame = Frames.Ipv4("10.0.0.1", "10.0.0.2", 17, 1000, 53)[..(14 + 20 + 7)];
-        Assert.Equal(XdpDrop, p.Program.TestRun(frame));
-        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.MalformedSlot));
+        Assert.Equal(XdpPass, p.Program.TestRun(frame));
+        Assert.Equal(1UL, p.Packets(p.Compiled.Layout.PolicySlot));
+        using var udp = new Loaded(Drop("udp", Matches.Simple(protocol: IpProtocol.Udp)));
+        Assert.Equal(XdpDrop, udp.Program.TestRun(frame));
+        Assert.Equal(1UL, udp.Packets(0));
     }
 
     [Fact]
