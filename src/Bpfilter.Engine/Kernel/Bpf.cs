@@ -263,45 +263,43 @@ internal static unsafe class Bpf
         }
     }
 
-    /// <summary>BPF_PROG_TEST_RUN of one packet. Returns the program's return value.</summary>
-    /// <summary>BPF_PROG_TEST_RUN once, with the packet as the program left it: data_out@24, data_size_out@12.</summary>
+    /// <summary>BPF_PROG_TEST_RUN once, with the packet as the program left it (data_out@24, data_size_out@12). Returns the program's return value.</summary>
     public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, out byte[] output)
     {
-        Span<byte> attr = stackalloc byte[AttrSize];
-        attr.Clear();
         var buffer = new byte[packet.Length + 512];
-        fixed (byte* data = packet)
-        fixed (byte* outBytes = buffer)
-        {
-            U32(attr, 0, (uint)program.Value);
-            U32(attr, 8, (uint)packet.Length);
-            U32(attr, 12, (uint)buffer.Length);
-            U64(attr, 16, (ulong)data);
-            U64(attr, 24, (ulong)outBytes);
-            U32(attr, 32, 1);
-            Call(BpfCommand.ProgTestRun, attr, "test-run a program");
-            output = buffer.AsSpan(0, (int)BinaryPrimitives.ReadUInt32LittleEndian(attr[12..])).ToArray();
-            return BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
-        }
+        uint code = TestRun(program, packet, 1, buffer, out _, out int length);
+        output = buffer.AsSpan(0, length).ToArray();
+        return code;
     }
 
-    public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, uint repeat, out uint durationNs)
+    /// <summary>BPF_PROG_TEST_RUN <paramref name="repeat"/> times; <paramref name="durationNs"/> is the kernel's average per run.</summary>
+    public static uint ProgTestRun(FileDescriptor program, ReadOnlySpan<byte> packet, uint repeat, out uint durationNs) =>
+        TestRun(program, packet, repeat, [], out durationNs, out _);
+
+    /// <summary>prog_fd@0, retval@4, data_size_in@8, data_size_out@12, data_in@16, data_out@24, repeat@32, duration@36.</summary>
+    private static uint TestRun(FileDescriptor program, ReadOnlySpan<byte> packet, uint repeat, Span<byte> output, out uint durationNs, out int outputLength)
     {
         Span<byte> attr = stackalloc byte[AttrSize];
         attr.Clear();
         fixed (byte* data = packet)
+        fixed (byte* outBytes = output)
         {
             U32(attr, 0, (uint)program.Value);
             U32(attr, 8, (uint)packet.Length);
             U64(attr, 16, (ulong)data);
+            if (output.Length > 0)
+            {
+                U32(attr, 12, (uint)output.Length);
+                U64(attr, 24, (ulong)outBytes);
+            }
             U32(attr, 32, repeat);
             Call(BpfCommand.ProgTestRun, attr, "test-run a program");
             durationNs = BinaryPrimitives.ReadUInt32LittleEndian(attr[36..]);
+            outputLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(attr[12..]);
             return BinaryPrimitives.ReadUInt32LittleEndian(attr[4..]);
         }
     }
 
-    /// <summary>Like <see cref="Call"/>, but ENOENT (no such element or pin) is null instead of an error.</summary>
     /// <summary>
     /// BPF_PROG_TEST_RUN of an XDP program on live frames (BPF_F_TEST_XDP_LIVE_FRAMES): the kernel sends
     /// <paramref name="repeat"/> copies of <paramref name="frame"/> through the program in batches of
@@ -329,6 +327,7 @@ internal static unsafe class Bpf
         }
     }
 
+    /// <summary>Like <see cref="Call"/>, but ENOENT (no such element or pin) is null instead of an error.</summary>
     private static int? CallUnlessAbsent(BpfCommand command, Span<byte> attr, string what)
     {
         long result;
